@@ -1,0 +1,155 @@
+"""Configuration from ``BOXOFFICE_*`` environment variables.
+
+With nothing set, boxoffice runs embedded: a SQLite file, in-process backends and development
+secrets generated once into the data folder. In ``prod`` the secrets are required and GraphiQL,
+introspection and sandbox payments are off unless enabled one by one.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from boxoffice.errors import ConfigurationError
+
+Environment = Literal["dev", "test", "prod"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", extra="ignore", frozen=True)
+
+    env: Environment = "dev"
+    database_url: str = "sqlite+aiosqlite:///./boxoffice.db"
+    redis_url: str | None = None
+    data_dir: Path = Path(".boxoffice")
+
+    jwt_secret: SecretStr | None = None
+    ticket_signing_key: SecretStr | None = None
+    jwt_issuer: str = "boxoffice"
+    jwt_audience: str = "boxoffice-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
+
+    allowed_origins: str = ""
+    graphiql: bool | None = None
+    introspection: bool | None = None
+    sandbox_payments: bool | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    hold_ttl_seconds: int = Field(default=120, ge=5, le=3600)
+    order_ttl_seconds: int = Field(default=900, ge=10, le=24 * 3600)
+    queue_admit_per_second: int = Field(default=50, ge=1, le=100_000)
+
+    max_query_depth: int = Field(default=12, ge=3)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=3000, ge=100)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    ws_init_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=1024)
+    argon2_parallelism: int = Field(default=4, ge=1)
+
+    db_pool_size: int = Field(default=10, ge=1)
+    run_background_jobs: bool = True
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def is_prod(self) -> bool:
+        return self.env == "prod"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.is_prod
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.is_prod
+
+    @property
+    def sandbox_payments_enabled(self) -> bool:
+        return self.sandbox_payments if self.sandbox_payments is not None else not self.is_prod
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Browser origins allowed for CORS and WebSocket handshakes (``*`` in dev when unset)."""
+        listed = tuple(o.strip() for o in self.allowed_origins.split(",") if o.strip())
+        if listed:
+            return listed
+        return () if self.is_prod else ("*",)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        return load_secrets(self)
+
+
+@dataclass(frozen=True)
+class Secrets:
+    jwt_secret: bytes
+    ticket_signing_seed: bytes  # 32-byte Ed25519 seed
+
+
+def _decode_seed(raw: str) -> bytes:
+    try:
+        seed = base64.b64decode(raw.strip() + "=" * (-len(raw.strip()) % 4), validate=False)
+    except ValueError as exc:
+        raise ConfigurationError("BOXOFFICE_TICKET_SIGNING_KEY is not base64") from exc
+    if len(seed) != 32:
+        raise ConfigurationError("BOXOFFICE_TICKET_SIGNING_KEY must be a base64 32-byte seed")
+    return seed
+
+
+def _kept_secret(path: Path, make: bytes) -> str:
+    """Read a development secret from the data folder, creating it (mode 0600) the first time."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = base64.b64encode(make).decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def load_secrets(settings: Settings) -> Secrets:
+    """Secrets from the environment; in dev and test, generated once and kept in ``data_dir``.
+
+    Raises ``ConfigurationError`` in ``prod`` when one is missing or too weak.
+    """
+    jwt_raw = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    seed_raw = (
+        settings.ticket_signing_key.get_secret_value() if settings.ticket_signing_key else None
+    )
+    if settings.is_prod:
+        missing = [
+            name
+            for name, value in (
+                ("BOXOFFICE_JWT_SECRET", jwt_raw),
+                ("BOXOFFICE_TICKET_SIGNING_KEY", seed_raw),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigurationError(f"{', '.join(missing)} required when BOXOFFICE_ENV=prod")
+        assert jwt_raw is not None
+        if len(jwt_raw.encode()) < 32:
+            raise ConfigurationError("BOXOFFICE_JWT_SECRET must be at least 32 bytes")
+    if not jwt_raw:
+        jwt_raw = _kept_secret(settings.data_dir / "jwt_secret", secrets.token_bytes(48))
+    if not seed_raw:
+        seed_raw = _kept_secret(settings.data_dir / "ticket_signing_key", secrets.token_bytes(32))
+    return Secrets(jwt_secret=jwt_raw.encode(), ticket_signing_seed=_decode_seed(seed_raw))

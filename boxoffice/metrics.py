@@ -1,0 +1,68 @@
+"""Prometheus metrics of one process, in a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+disable_created_metrics()
+
+MAX_OPERATION_NAMES = 300
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._names: set[str] = set()
+        self.graphql_requests = Counter(
+            "boxoffice_graphql_requests_total",
+            "GraphQL operations executed",
+            ["operation", "type"],
+            registry=self.registry,
+        )
+        self.graphql_latency = Histogram(
+            "boxoffice_graphql_request_duration_seconds",
+            "GraphQL operation latency",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.graphql_errors = Counter(
+            "boxoffice_graphql_errors_total",
+            "GraphQL errors by operation and contract code",
+            ["operation", "code"],
+            registry=self.registry,
+        )
+        self.subscriptions = Gauge(
+            "boxoffice_subscriptions_active",
+            "Open GraphQL subscriptions",
+            ["field"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "boxoffice_domain_events_total",
+            "Domain events (holds, orders, payments, check-ins, ...)",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+
+    def operation_label(self, name: str | None) -> str:
+        """Client-chosen operation names, capped so they cannot blow up the label space."""
+        if not name:
+            return "anonymous"
+        if name in self._names:
+            return name
+        if len(self._names) >= MAX_OPERATION_NAMES or len(name) > 64:
+            return "other"
+        self._names.add(name)
+        return name
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
