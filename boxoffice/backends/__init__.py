@@ -1,0 +1,69 @@
+"""Ports for hot, short-lived state, each with a Redis adapter (many processes) and a memory
+adapter (embedded, one process), chosen by ``BOXOFFICE_REDIS_URL``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from boxoffice.backends.broker import Broker
+from boxoffice.backends.codes import CodeStore
+from boxoffice.backends.leases import Leases
+from boxoffice.backends.rate_limits import RateLimiter
+from boxoffice.backends.redis_client import connect
+
+
+@dataclass
+class Backends:
+    broker: Broker
+    rate_limiter: RateLimiter
+    codes: CodeStore
+    leases: Leases
+    redis: Redis | None = None
+
+    @property
+    def kind(self) -> str:
+        return "redis" if self.redis is not None else "memory"
+
+    async def ping(self) -> None:
+        """Raise unless the broker answers."""
+        if self.redis is not None:
+            await self.redis.ping()
+        if not self.broker.healthy:
+            raise ConnectionError("broker listener is not running")
+
+    async def close(self) -> None:
+        await self.broker.disconnect()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+async def open_backends(redis_url: str | None) -> Backends:
+    if redis_url:
+        from boxoffice.backends.codes.redis import RedisCodeStore
+        from boxoffice.backends.leases.redis import RedisLeases
+        from boxoffice.backends.rate_limits.redis import RedisRateLimiter
+
+        redis = connect(redis_url)
+        broker = Broker(redis_url)
+        await broker.connect()
+        return Backends(
+            broker=broker,
+            rate_limiter=RedisRateLimiter(redis),
+            codes=RedisCodeStore(redis),
+            leases=RedisLeases(redis),
+            redis=redis,
+        )
+    from boxoffice.backends.codes.memory import MemoryCodeStore
+    from boxoffice.backends.leases.memory import MemoryLeases
+    from boxoffice.backends.rate_limits.memory import MemoryRateLimiter
+
+    broker = Broker("memory://")
+    await broker.connect()
+    return Backends(
+        broker=broker,
+        rate_limiter=MemoryRateLimiter(),
+        codes=MemoryCodeStore(),
+        leases=MemoryLeases(),
+    )

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+
+from boxoffice.backends.redis_client import text as _text
+
+# KEYS[1] counter; ARGV[1] ttl ms. INCR that starts the expiry on the first increment.
+_INCR = """
+local value = redis.call('INCR', KEYS[1])
+if value == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return value
+"""
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+class RedisCodeStore:
+    def __init__(self, redis: Redis, prefix: str = "bo:kv:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._incr: Any = redis.register_script(_INCR)
+
+    async def put(self, key: str, value: str, *, ttl_seconds: float) -> None:
+        await self._redis.set(self._prefix + key, value, px=_ms(ttl_seconds))
+
+    async def put_if_absent(self, key: str, value: str, *, ttl_seconds: float) -> bool:
+        return bool(await self._redis.set(self._prefix + key, value, px=_ms(ttl_seconds), nx=True))
+
+    async def get(self, key: str) -> str | None:
+        value = await self._redis.get(self._prefix + key)
+        return _text(value)
+
+    async def get_many(self, keys: list[str]) -> list[str | None]:
+        if not keys:
+            return []
+        values = await self._redis.mget([self._prefix + key for key in keys])
+        return [_text(v) for v in values]
+
+    async def take(self, key: str) -> str | None:
+        value = await self._redis.getdel(self._prefix + key)
+        return _text(value)
+
+    async def delete(self, key: str) -> None:
+        await self._redis.delete(self._prefix + key)
+
+    async def incr(self, key: str, *, ttl_seconds: float) -> int:
+        return int(await self._incr(keys=[self._prefix + key], args=[_ms(ttl_seconds)]))
