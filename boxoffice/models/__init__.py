@@ -1,0 +1,13 @@
+"""SQLModel tables: the database is the source of truth.
+
+Importing this package registers every table on ``SQLModel.metadata`` (Alembic and the tests
+rely on that), so each domain module is imported here.
+"""
+
+from sqlmodel import SQLModel
+
+from boxoffice.models import identity  # noqa: F401
+
+metadata = SQLModel.metadata
+
+__all__ = ["metadata"]

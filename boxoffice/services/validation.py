@@ -1,0 +1,93 @@
+"""Input checks shared by services; each failure names the offending field."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+from boxoffice.errors import BadUserInput
+
+_EMAIL = re.compile(
+    r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$"
+)
+_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+
+
+def email(value: str, *, field: str = "email") -> str:
+    value = value.strip().lower()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise BadUserInput(f"{field} is not a valid e-mail address", field=field)
+    return value
+
+
+def phone(value: str, *, field: str = "phone") -> str:
+    """Digits with an optional leading '+'; an 11-digit mainland number gets +86."""
+    compact = re.sub(r"[\s()-]", "", value)
+    if not _PHONE.match(compact):
+        raise BadUserInput(f"{field} is not a valid phone number", field=field)
+    if not compact.startswith("+"):
+        compact = (
+            "+86" + compact if len(compact) == 11 and compact.startswith("1") else "+" + compact
+        )
+    return compact
+
+
+def text(
+    value: str | None,
+    *,
+    field: str,
+    min_length: int = 1,
+    max_length: int = 200,
+    required: bool = True,
+) -> str:
+    value = (value or "").strip()
+    if not value:
+        if required:
+            raise BadUserInput(f"{field} is required", field=field)
+        return ""
+    if len(value) < min_length:
+        raise BadUserInput(f"{field} must be at least {min_length} characters", field=field)
+    if len(value) > max_length:
+        raise BadUserInput(f"{field} must be at most {max_length} characters", field=field)
+    if any(ord(ch) < 32 and ch not in "\t\n" for ch in value):
+        raise BadUserInput(f"{field} contains control characters", field=field)
+    return value
+
+
+def optional_text(value: str | None, *, field: str, max_length: int = 200) -> str | None:
+    cleaned = text(value, field=field, max_length=max_length, required=False)
+    return cleaned or None
+
+
+def url(value: str | None, *, field: str) -> str | None:
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(value) > 500:
+        raise BadUserInput(f"{field} must be an http(s) URL", field=field)
+    return value
+
+
+def positive_int(
+    value: int, *, field: str, maximum: int | None = None, allow_zero: bool = False
+) -> int:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise BadUserInput(f"{field} must be {'≥ 0' if allow_zero else '> 0'}", field=field)
+    if maximum is not None and value > maximum:
+        raise BadUserInput(f"{field} must be at most {maximum}", field=field)
+    return value
+
+
+def non_negative_amount(value: Decimal, *, field: str) -> Decimal:
+    if not value.is_finite() or value < 0:
+        raise BadUserInput(f"{field} must be ≥ 0", field=field)
+    return value
+
+
+def aware(value: datetime, *, field: str) -> datetime:
+    if value.tzinfo is None:
+        raise BadUserInput(f"{field} must include a UTC offset", field=field)
+    return value
