@@ -1,0 +1,154 @@
+"""The Starlette application: GraphQL over HTTP and WebSocket, health, readiness, metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from sqlmodel import col, select
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
+
+from boxoffice.config import Settings
+from boxoffice.errors import BoxofficeError
+from boxoffice.http_middleware import BodyLimitMiddleware, RequestIdMiddleware
+from boxoffice.jobs import JobRunner
+from boxoffice.models.identity import SandboxMessage
+from boxoffice.runtime import Runtime, open_runtime
+from boxoffice.schema import build_schema
+from boxoffice.schema.context import Context
+
+log = logging.getLogger("boxoffice.app")
+
+
+class GraphQLView(GraphQL[Context, None]):
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        return Context(request.app.state.runtime, request, response)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate from the ``connection_init`` payload; a bad token closes with 4403."""
+        try:
+            await context.viewer()
+        except BoxofficeError as exc:
+            raise ConnectionRejectionError({"code": exc.code}) from exc
+        return UNSET
+
+    def encode_json(self, data: object) -> str:
+        return orjson.dumps(data).decode()
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    checks: dict[str, str] = {}
+    for name, probe in (("database", rt.db.ping), ("broker", rt.backends.ping)):
+        try:
+            await probe()
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means not ready
+            checks[name] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def sandbox_messages(request: Request) -> Response:
+    """Dev only: what the sandbox SMS and e-mail providers 'sent' (newest first)."""
+    rt: Runtime = request.app.state.runtime
+    query = select(SandboxMessage).order_by(col(SandboxMessage.created_at).desc()).limit(50)
+    to = request.query_params.get("to")
+    if to:
+        query = query.where(SandboxMessage.recipient == to)
+    async with rt.db.read() as session:
+        rows = (await session.exec(query)).all()
+    return JSONResponse(
+        [
+            {
+                "channel": m.channel,
+                "to": m.recipient,
+                "subject": m.subject,
+                "body": m.body,
+                "createdAt": m.created_at.isoformat(),
+            }
+            for m in rows
+        ]
+    )
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Starlette:
+    """Build the app. With ``runtime`` the caller owns it (tests); otherwise the lifespan opens
+    one from ``settings`` and closes it on shutdown."""
+    settings = settings or (runtime.settings if runtime else Settings())
+    settings.secrets  # noqa: B018 - fail at start, not on the first request, without secrets
+    schema = build_schema(settings)
+    graphql = GraphQLView(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        allow_queries_via_get=True,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        allowed_origins=settings.origins,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        rt = runtime or await open_runtime(settings)
+        app.state.runtime = rt
+        jobs = JobRunner(rt) if settings.run_background_jobs else None
+        if jobs:
+            jobs.start()
+        log.info("boxoffice ready", extra={"database": rt.db.dialect, "backends": rt.backends.kind})
+        try:
+            yield
+        finally:
+            if jobs:
+                await jobs.stop()
+            if runtime is None:
+                await rt.close()
+
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+    if settings.sandbox_payments_enabled:
+        routes.append(Route("/sandbox/messages", sandbox_messages))
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+    ]
+    if settings.origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["authorization", "content-type", "x-request-id"],
+                expose_headers=["x-request-id"],
+                max_age=600,
+            )
+        )
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -1,0 +1,64 @@
+"""The GraphQL schema: root types merged from every domain, with the limits and caches that
+keep it cheap and safe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from boxoffice.config import Settings
+from boxoffice.resolvers.identity import IdentityMutation, IdentityQuery
+from boxoffice.schema.errors import map_errors
+from boxoffice.schema.extensions import OperationMetrics
+from boxoffice.subscriptions.identity import IdentitySubscription
+
+Query = merge_types("Query", (IdentityQuery,))
+Mutation = merge_types("Mutation", (IdentityMutation,))
+Subscription = merge_types("Subscription", (IdentitySubscription,))
+
+PARSE_CACHE_SIZE = 1024
+
+
+class BoxofficeSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        map_errors(errors, execution_context)
+
+
+def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
+    """Extensions are built fresh per operation (factories); the validation rules are made
+    once so the validation cache keeps hitting across requests."""
+    settings = settings or Settings()
+    rules: list[Any] = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    if not settings.introspection_enabled:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    max_tokens = settings.max_tokens
+    extensions: list[Any] = [
+        lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        lambda: ParserCache(maxsize=PARSE_CACHE_SIZE),
+        lambda: AddValidationRules(rules),
+        lambda: ValidationCache(maxsize=PARSE_CACHE_SIZE),
+        OperationMetrics,
+    ]
+    return BoxofficeSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=settings.is_prod),
+    )

@@ -1,0 +1,96 @@
+"""The per-request (or per-WebSocket-connection) context handed to every resolver."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import HTTPConnection
+from strawberry.types import Info as _Info
+
+from boxoffice.errors import BoxofficeError, Unauthenticated
+from boxoffice.services import revocation
+from boxoffice.services.viewer import Viewer
+
+if TYPE_CHECKING:
+    from boxoffice.runtime import Runtime
+    from boxoffice.schema.loaders import Loaders
+
+
+class Context:
+    """``rt`` is the process runtime. Loaders are created once per HTTP request; a WebSocket
+    connection gets fresh ones per use, since its context lives as long as the socket."""
+
+    def __init__(self, rt: Runtime, connection: HTTPConnection, response: Any = None) -> None:
+        self.rt = rt
+        self.connection = connection
+        self.response = response
+        self.is_websocket = connection.scope["type"] == "websocket"
+        self.connection_params: dict[str, Any] | None = None
+        self._viewer: Viewer | None = None
+        self._viewer_error: BoxofficeError | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.connection.scope.get("state", {}).get("request_id")
+
+    @cached_property
+    def client_ip(self) -> str | None:
+        client = self.connection.client
+        return client.host if client else None
+
+    @property
+    def loaders(self) -> Loaders:
+        from boxoffice.schema.loaders import Loaders
+
+        if self.is_websocket:
+            return Loaders(self.rt)
+        cached: Loaders | None = self.__dict__.get("_loaders")
+        if cached is None:
+            cached = self.__dict__["_loaders"] = Loaders(self.rt)
+        return cached
+
+    def _bearer(self) -> str | None:
+        if self.is_websocket:
+            params = self.connection_params or {}
+            raw = params.get("Authorization") or params.get("authorization")
+            header = raw if isinstance(raw, str) else None
+        else:
+            header = self.connection.headers.get("authorization")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("Use 'Authorization: Bearer <token>'.", reason="TOKEN_INVALID")
+        return token.strip()
+
+    async def viewer(self) -> Viewer:
+        """Who is asking. Anonymous without a token; a bad, expired or revoked token raises.
+        Over WebSocket the revocation markers are checked again on every call."""
+        if self._viewer_error is not None:
+            raise self._viewer_error
+        if self._viewer is not None and not (self.is_websocket and self._viewer.user_id):
+            return self._viewer
+        try:
+            token = self._bearer()
+            if token is None:
+                self._viewer = Viewer(ip=self.client_ip)
+                return self._viewer
+            claims = self.rt.auth.tokens.decode(token)
+            await revocation.check(self.rt.backends.codes, claims)
+        except BoxofficeError as exc:
+            if not self.is_websocket:
+                self._viewer_error = exc
+            raise
+        self._viewer = Viewer(
+            user_id=claims.user_id,
+            roles=claims.roles,
+            tenant_roles=claims.tenant_roles,
+            session_id=claims.session_id,
+            token_id=claims.token_id,
+            ip=self.client_ip,
+        )
+        return self._viewer
+
+
+Info = _Info[Context, None]
