@@ -1,0 +1,142 @@
+"""One conformance suite for every port, run against the memory and the Redis adapter."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from boxoffice.backends import Backends, open_backends
+from boxoffice.backends.broker import RESYNC
+from tests.services import RedisServer
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backends_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "memory":
+        return None
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
+
+
+@pytest.fixture
+async def backends(backends_url: str | None) -> AsyncIterator[Backends]:
+    opened = await open_backends(backends_url)
+    if opened.redis is not None:
+        await opened.redis.flushdb()
+    yield opened
+    await opened.close()
+
+
+async def test_rate_limiter_counts_a_fixed_window(backends: Backends):
+    limiter = backends.rate_limiter
+    decisions = [await limiter.hit("k", limit=3, window_seconds=0.5) for _ in range(5)]
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert 0 < decisions[-1].retry_after <= 0.5
+    await asyncio.sleep(0.6)
+    assert (await limiter.hit("k", limit=3, window_seconds=0.5)).allowed
+    await limiter.reset("k")
+    assert (await limiter.hit("k", limit=1, window_seconds=10)).count == 1
+
+
+async def test_rate_limiter_is_atomic_under_concurrency(backends: Backends):
+    decisions = await asyncio.gather(
+        *(backends.rate_limiter.hit("burst", limit=10, window_seconds=5) for _ in range(100))
+    )
+    assert sum(d.allowed for d in decisions) == 10
+
+
+async def test_code_store_values_expire(backends: Backends):
+    codes = backends.codes
+    await codes.put("a", "1", ttl_seconds=0.3)
+    assert await codes.get("a") == "1"
+    assert await codes.get_many(["a", "missing"]) == ["1", None]
+    await asyncio.sleep(0.4)
+    assert await codes.get("a") is None
+
+
+async def test_code_store_take_is_one_time(backends: Backends):
+    await backends.codes.put("otp", "123456", ttl_seconds=10)
+    taken = await asyncio.gather(*(backends.codes.take("otp") for _ in range(20)))
+    assert taken.count("123456") == 1
+    assert await backends.codes.get("otp") is None
+
+
+async def test_code_store_put_if_absent_and_incr(backends: Backends):
+    codes = backends.codes
+    results = await asyncio.gather(
+        *(codes.put_if_absent("once", "x", ttl_seconds=5) for _ in range(10))
+    )
+    assert results.count(True) == 1
+    counts = await asyncio.gather(*(codes.incr("n", ttl_seconds=5) for _ in range(25)))
+    assert sorted(counts) == list(range(1, 26))
+    await codes.delete("n")
+    assert await codes.incr("n", ttl_seconds=5) == 1
+
+
+async def test_leases_have_one_holder(backends: Backends):
+    leases = backends.leases
+    got = await asyncio.gather(*(leases.acquire("job", f"p{i}", ttl_seconds=5) for i in range(10)))
+    assert got.count(True) == 1
+    holder = await leases.holder("job")
+    assert holder is not None
+    assert await leases.acquire("job", holder, ttl_seconds=5)  # renewal by the holder
+    await leases.release("job", "someone-else")
+    assert await leases.holder("job") == holder
+    await leases.release("job", holder)
+    assert await leases.acquire("job", "next", ttl_seconds=0.2)
+    await asyncio.sleep(0.3)
+    assert await leases.acquire("job", "after-expiry", ttl_seconds=5)
+
+
+async def test_broker_fans_out_in_order(backends: Backends):
+    broker = backends.broker
+    received: dict[int, list[str]] = {0: [], 1: []}
+    ready = asyncio.Event()
+    subscribed = 0
+
+    async def listen(n: int) -> None:
+        nonlocal subscribed
+        async with broker.subscribe("ch") as messages:
+            subscribed += 1
+            if subscribed == 2:
+                ready.set()
+            async for message in messages:
+                received[n].append(message)
+                if len(received[n]) == 50:
+                    return
+
+    tasks = [asyncio.create_task(listen(n)) for n in (0, 1)]
+    await asyncio.wait_for(ready.wait(), 5)
+    await asyncio.sleep(0.05)
+    for i in range(50):
+        await broker.publish("ch", str(i))
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert received[0] == received[1] == [str(i) for i in range(50)]
+    assert broker.healthy
+
+
+async def test_broker_survives_a_redis_restart(redis_server: RedisServer):
+    # given a subscriber on a private Redis
+    server = RedisServer()
+    await server.start()
+    try:
+        backends = await open_backends(server.url)
+        try:
+            async with backends.broker.subscribe("seats") as messages:
+                iterator = messages.__aiter__()
+                await asyncio.sleep(0.1)
+                await backends.broker.publish("seats", "before")
+                assert await asyncio.wait_for(iterator.__anext__(), 5) == "before"
+                # when Redis dies and comes back
+                await server.restart()
+                # then the subscriber learns it must resync, and messages flow again
+                assert await asyncio.wait_for(iterator.__anext__(), 15) == RESYNC
+                assert backends.broker.healthy
+                await backends.broker.publish("seats", "after")
+                assert await asyncio.wait_for(iterator.__anext__(), 5) == "after"
+        finally:
+            await backends.close()
+    finally:
+        server.stop()
