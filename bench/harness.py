@@ -1,0 +1,150 @@
+"""Benchmark plumbing: start servers as separate processes, drive them with ``bench.loadgen``
+from another process, and append results to ``bench/RESULTS.md``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextlib.contextmanager
+def server(
+    args: list[str], *, port: int, env: dict[str, str] | None = None, ready_path: str = "/healthz"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` (a server listening on ``port``) until the block ends."""
+    process = subprocess.Popen(
+        args,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}{ready_path}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def boxoffice_server(
+    port: int, env: dict[str, str], workers: int = 1
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    return server(
+        [
+            sys.executable,
+            "-m",
+            "boxoffice",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        port=port,
+        env={"BOXOFFICE_LOG_LEVEL": "WARNING", **env},
+    )
+
+
+def load(
+    url: str,
+    *,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+    connections: int = 32,
+    seconds: float = 5.0,
+) -> dict[str, float]:
+    """Drive ``url`` from a separate process; return the loadgen's figures."""
+    args = [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        "--url",
+        url,
+        "--connections",
+        str(connections),
+        "--seconds",
+        str(seconds),
+    ]
+    if body is not None:
+        args += ["--body", body]
+    for name, value in (headers or {}).items():
+        args += ["--header", f"{name}: {value}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    try:
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        model = platform.processor() or "unknown cpu"
+    mem = ""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        kb = int(
+            next(
+                line
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            ).split()[1]
+        )
+        mem = f", {kb / 1024 / 1024:.0f} GiB"
+    return f"{cpus} cores ({model}){mem}, Python {platform.python_version()}"
+
+
+def record(title: str, command: str, rows: list[tuple[str, str]], notes: str = "") -> None:
+    """Append a dated section to bench/RESULTS.md and print it."""
+    lines = [
+        f"\n## {title} — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}\n",
+        f"Machine: {machine()}  ",
+        f"Command: `{command}`\n",
+        "| measure | value |",
+        "| --- | --- |",
+        *(f"| {k} | {v} |" for k, v in rows),
+    ]
+    if notes:
+        lines += ["", notes]
+    text = "\n".join(lines) + "\n"
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmark results\n\nEvery run appends a section; newest last.\n")
+    with RESULTS.open("a") as handle:
+        handle.write(text)
+    print(text)
