@@ -1,9 +1,10 @@
 """Pub/sub between processes, on broadcaster's backend interface: Redis pub/sub (many
-processes) or broadcaster's in-process ``memory://`` backend (one process).
+processes), or in-process delivery (one process).
 
 The fan-out here replaces broadcaster's ``Broadcast`` class, which races when two subscribers
 of one channel arrive together (the second overwrites the first's queue, which then never
-receives) and keeps unbounded queues. Here subscribe/unsubscribe are serialised, each
+receives) and keeps unbounded queues; its memory backend also delivers messages published
+before a subscription existed, unlike Redis. Here subscribe/unsubscribe are serialised, each
 subscriber's queue is bounded, and a subscriber that falls behind — or whose Redis connection
 was restored — receives ``RESYNC``: it may have missed messages and should re-read the state.
 """
@@ -14,9 +15,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
-from broadcaster._backends.base import BroadcastBackend
-from broadcaster._backends.memory import MemoryBackend
 
 from boxoffice.backends.redis_pubsub import RESYNC, RedisPubSubBackend
 
@@ -29,53 +27,63 @@ class Broker:
     def __init__(self, url: str, *, queue_size: int = QUEUE_SIZE) -> None:
         self.url = url
         self._redis: RedisPubSubBackend | None = None
-        self._backend: BroadcastBackend
         if url.startswith(("redis://", "rediss://")):
             self._redis = RedisPubSubBackend(url)
-            self._backend = self._redis
-        else:
-            self._backend = MemoryBackend(url)
         self._queue_size = queue_size
         self._subscribers: dict[str, set[asyncio.Queue[str]]] = {}
         self._lock = asyncio.Lock()
         self._fanout: asyncio.Task[None] | None = None
+        self._connected = False
 
     async def connect(self) -> None:
-        await self._backend.connect()
-        self._fanout = asyncio.create_task(self._run_fanout(), name="broker-fanout")
+        self._connected = True
+        if self._redis is not None:
+            await self._redis.connect()
+            self._fanout = asyncio.create_task(self._run_fanout(self._redis), name="broker-fanout")
 
     async def disconnect(self) -> None:
+        self._connected = False
         if self._fanout is not None:
             self._fanout.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._fanout
             self._fanout = None
+        if self._redis is not None:
             with contextlib.suppress(Exception):
-                await self._backend.disconnect()
+                await self._redis.disconnect()
 
     @property
     def healthy(self) -> bool:
         """False while the Redis connection is down, or if the fan-out task has died."""
+        if self._redis is None:
+            return self._connected
         if self._fanout is None or self._fanout.done():
             return False
-        return self._redis is None or self._redis.connected.is_set()
+        return self._redis.connected.is_set()
 
     def subscriber_count(self, channel: str) -> int:
         return len(self._subscribers.get(channel, ()))
 
-    async def _run_fanout(self) -> None:
+    def _deliver(self, channel: str, message: str) -> None:
+        for queue in tuple(self._subscribers.get(channel, ())):
+            try:
+                queue.put_nowait(message)
+            except asyncio.QueueFull:
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(RESYNC)
+
+    async def _run_fanout(self, backend: RedisPubSubBackend) -> None:
         while True:
-            event = await self._backend.next_published()
-            for queue in tuple(self._subscribers.get(event.channel, ())):
-                try:
-                    queue.put_nowait(event.message)
-                except asyncio.QueueFull:
-                    while not queue.empty():
-                        queue.get_nowait()
-                    queue.put_nowait(RESYNC)
+            event = await backend.next_published()
+            self._deliver(event.channel, event.message)
 
     async def publish(self, channel: str, message: str) -> None:
-        await self._backend.publish(channel, message)
+        """Deliver to the channel's current subscribers (like Redis: none, no delivery)."""
+        if self._redis is None:
+            self._deliver(channel, message)
+        else:
+            await self._redis.publish(channel, message)
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
@@ -84,8 +92,8 @@ class Broker:
         async with self._lock:
             subscribers = self._subscribers.setdefault(channel, set())
             subscribers.add(queue)
-            if len(subscribers) == 1:
-                await self._backend.subscribe(channel)
+            if len(subscribers) == 1 and self._redis is not None:
+                await self._redis.subscribe(channel)
 
         async def messages() -> AsyncIterator[str]:
             while True:
@@ -99,8 +107,9 @@ class Broker:
                 subscribers.discard(queue)
                 if not subscribers:
                     self._subscribers.pop(channel, None)
-                    with contextlib.suppress(Exception):
-                        await self._backend.unsubscribe(channel)
+                    if self._redis is not None:
+                        with contextlib.suppress(Exception):
+                            await self._redis.unsubscribe(channel)
 
 
 class channels:

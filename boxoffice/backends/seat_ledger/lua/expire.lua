@@ -1,0 +1,9 @@
+-- Release due holds. ARGV: now ms. Replies the released ids and the next expiry (0: none).
+if not loaded() then return cjson.encode({err = 'NOT_LOADED'}) end
+local released = expire_due(tonumber(ARGV[1]))
+publish(false)
+local nxt = redis.call('ZRANGE', P .. 'holds', 0, 0, 'WITHSCORES')
+local reply = {ok = true, next = 0}
+if #released > 0 then reply.released = released end
+if nxt[2] then reply.next = tonumber(nxt[2]) end
+return cjson.encode(reply)
