@@ -28,7 +28,7 @@ The tree (``code`` / ``status``; status ranges: 1xxx general, 2xxx user, 3xxx ca
     │   ├── QueueTokenRequired .. QUEUE_TOKEN_REQUIRED  5101
     │   └── QueueTokenInvalid ... QUEUE_TOKEN_INVALID   5102
     └── TicketError
-        ├── SignatureInvalid .... SIGNATURE_INVALID     6001
+        ├── SignatureInvalid .... SIGNATURE_INVALID     6001   (``reason``, ``ticketSn`` if signed)
         ├── AlreadyCheckedIn .... ALREADY_CHECKED_IN    6101
         └── TicketRevoked ....... TICKET_REVOKED        6102
 
@@ -208,6 +208,20 @@ class SignatureInvalid(TicketError):
     code = "SIGNATURE_INVALID"
     status = 6001
     default_message = "The signature does not verify."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        reason: str | None = None,
+        ticket_sn: str | None = None,
+        **details: Any,
+    ):
+        super().__init__(message, reason=reason, ticketSn=ticket_sn, **details)
+
+    @property
+    def reason(self) -> str | None:
+        return self.details.get("reason")
 
 
 class AlreadyCheckedIn(TicketError):
