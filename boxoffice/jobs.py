@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from sqlmodel import col, delete
 
+from boxoffice.backends.seat_ledger import LedgerNotLoaded
 from boxoffice.clock import utcnow
 from boxoffice.models.identity import RefreshToken
 from boxoffice.runtime import Runtime
@@ -40,7 +41,24 @@ async def purge_refresh_tokens(rt: Runtime) -> int:
     return int(result.rowcount or 0)
 
 
-JOBS: list[PeriodicJob] = [PeriodicJob("purge-refresh-tokens", 3600, purge_refresh_tokens)]
+async def expire_holds(rt: Runtime) -> int:
+    """Release lapsed holds of every session that has some (holds also lapse lazily on the
+    next operation of their session; this makes the seats reappear without one)."""
+    ledger = rt.backends.ledger
+    now_ms = int(utcnow().timestamp() * 1000)
+    released = 0
+    for session_id in await ledger.due_sessions(now_ms=now_ms):
+        try:
+            released += len(await ledger.expire(session_id, now_ms=now_ms))
+        except LedgerNotLoaded:
+            continue
+    return released
+
+
+JOBS: list[PeriodicJob] = [
+    PeriodicJob("purge-refresh-tokens", 3600, purge_refresh_tokens),
+    PeriodicJob("expire-holds", 1.0, expire_holds),
+]
 
 
 class JobRunner:
