@@ -147,7 +147,7 @@ async def test_per_user_limit_counts_holds_and_purchases(ledger: SeatLedger):
     with pytest.raises(BadUserInput) as refused:
         await ledger.hold(SESSION, req("h2", tier_id="ga", quantity=2, user_limit=4), now_ms=NOW)
     assert refused.value.details["reason"] == "USER_LIMIT"
-    await ledger.mark_pending(SESSION, "h1", "u1", now_ms=NOW)
+    await ledger.mark_pending(SESSION, "h1", "u1", until_ms=NOW + TTL, now_ms=NOW)
     assert await ledger.confirm(SESSION, "h1")
     with pytest.raises(BadUserInput):
         await ledger.hold(SESSION, req("h3", tier_id="ga", quantity=2, user_limit=4), now_ms=NOW)
@@ -171,7 +171,7 @@ async def test_release_and_expiry_give_units_back(ledger: SeatLedger):
     with pytest.raises(HoldExpired):
         await ledger.get(SESSION, "h2", now_ms=NOW + 1000)
     with pytest.raises(HoldExpired):
-        await ledger.mark_pending(SESSION, "h2", "u1", now_ms=NOW + 1000)
+        await ledger.mark_pending(SESSION, "h2", "u1", until_ms=NOW + TTL, now_ms=NOW + 1000)
     assert (await ledger.snapshot(SESSION, now_ms=NOW + 1000)).available["ga"] == 10
     assert await ledger.due_sessions(now_ms=NOW + 10_000) == []
     await assert_balanced(ledger)
@@ -186,17 +186,23 @@ async def test_a_due_hold_expires_lazily_on_the_next_operation(ledger: SeatLedge
     assert again.units == {"ga": 10}
 
 
-async def test_pending_holds_do_not_expire_and_confirm_sells(ledger: SeatLedger):
+async def test_pending_holds_outlive_the_hold_and_confirm_sells(ledger: SeatLedger):
     await ledger.hold(SESSION, req("h1", seat_ids=(seat_id("A", 2, 6),), ttl_ms=1000), now_ms=NOW)
     with pytest.raises(HoldNotFound):
-        await ledger.mark_pending(SESSION, "h1", "someone-else", now_ms=NOW)
-    pending = await ledger.mark_pending(SESSION, "h1", "u1", now_ms=NOW)
+        await ledger.mark_pending(SESSION, "h1", "someone-else", until_ms=NOW + 60_000, now_ms=NOW)
+    pending = await ledger.mark_pending(SESSION, "h1", "u1", until_ms=NOW + 60_000, now_ms=NOW)
     assert pending.state == HoldState.PENDING
+    assert pending.expires_at_ms == NOW + 60_000
     assert await ledger.expire(SESSION, now_ms=NOW + 10_000) == []
     assert await ledger.confirm(SESSION, "h1")
     assert not await ledger.confirm(SESSION, "h1")
     snap = await ledger.snapshot(SESSION, now_ms=NOW + 10_000)
     assert snap.seats[seat_id("A", 2, 6)] == SeatState.SOLD
+    # and a pending hold that nothing ends lapses at its own time
+    await ledger.hold(SESSION, req("h2", tier_id="ga", quantity=2), now_ms=NOW)
+    await ledger.mark_pending(SESSION, "h2", "u1", until_ms=NOW + 200_000, now_ms=NOW)
+    assert await ledger.expire(SESSION, now_ms=NOW + 199_999) == []
+    assert await ledger.expire(SESSION, now_ms=NOW + 200_000) == ["h2"]
     counts = await ledger.counts(SESSION)
     assert counts["front"].sold == 1
     await assert_balanced(ledger)
@@ -211,7 +217,7 @@ async def test_returned_units_go_back_or_straight_into_an_offer(
     )
     await ledger.hold(SESSION, req("h2", tier_id="ga", quantity=3), now_ms=NOW)
     for hold_id in ("h1", "h2"):
-        await ledger.mark_pending(SESSION, hold_id, "u1", now_ms=NOW)
+        await ledger.mark_pending(SESSION, hold_id, "u1", until_ms=NOW + TTL, now_ms=NOW)
         await ledger.confirm(SESSION, hold_id)
     # when one seat goes back to the public
     await ledger.return_units(SESSION, user_id="u1", seat_ids=(seat_id("A", 1, 1),), now_ms=NOW)
@@ -267,13 +273,16 @@ async def test_loading_restores_sold_and_pending_from_the_database(backends: Bac
     ledger = make_ledger(backends)
     taken = (
         Taken(hold_id="order-1", user_id="u1", seat_ids=(seat_id("A", 1, 1),), sold=True),
-        Taken(hold_id="order-2", user_id="u2", units={"ga": 4}, sold=False),
+        Taken(hold_id="order-2", user_id="u2", units={"ga": 4}, sold=False, until_ms=NOW + 900_000),
     )
     first_version = await ledger.load(small_session(taken=taken), now_ms=NOW)
     snap = await ledger.snapshot(SESSION, now_ms=NOW)
     assert snap.seats[seat_id("A", 1, 1)] == SeatState.SOLD
     assert snap.available["ga"] == 6
-    assert (await ledger.get(SESSION, "order-2", now_ms=NOW)).state == HoldState.PENDING
+    restored = await ledger.get(SESSION, "order-2", now_ms=NOW)
+    assert restored.state == HoldState.PENDING
+    assert restored.expires_at_ms == NOW + 900_000
+    assert await ledger.due_sessions(now_ms=NOW + 900_000) == [SESSION]
     assert await ledger.confirm(SESSION, "order-2")
     await assert_balanced(ledger)
     # versions only grow: reloading, even after the state was lost, moves forward

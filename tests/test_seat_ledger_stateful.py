@@ -63,9 +63,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return f"h{self.counter}"
 
     def _expire_model(self) -> None:
-        for hold_id in [
-            h for h, v in self.model.items() if v["state"] == "HELD" and v["exp"] <= self.now
-        ]:
+        for hold_id in [h for h, v in self.model.items() if v["exp"] <= self.now]:
             del self.model[hold_id]
 
     def _record(self, hold: Any) -> str:
@@ -154,14 +152,19 @@ class LedgerMachine(RuleBasedStateMachine):
         assert released == (hold_id in self.model)
         self.model.pop(hold_id, None)
 
-    @rule(hold_id=holds)
-    def mark_pending(self, hold_id: str) -> None:
+    @rule(hold_id=holds, grace=st.integers(1, 20_000))
+    def mark_pending(self, hold_id: str, grace: int) -> None:
         self._expire_model()
         known = self.model.get(hold_id)
+        until = self.now + grace
         try:
             hold = self.run(
                 self.ledger.mark_pending(
-                    SESSION, hold_id, known["user"] if known else "u1", now_ms=self.now
+                    SESSION,
+                    hold_id,
+                    known["user"] if known else "u1",
+                    until_ms=until,
+                    now_ms=self.now,
                 )
             )
         except (HoldExpired, HoldNotFound):
@@ -169,7 +172,9 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         assert known is not None
         assert hold.state == HoldState.PENDING
+        assert hold.expires_at_ms == until
         known["state"] = "PENDING"
+        known["exp"] = until
 
     @rule(hold_id=consumes(holds))
     def confirm(self, hold_id: str) -> None:
@@ -214,7 +219,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def sweep(self) -> None:
         released = set(self.run(self.ledger.expire(SESSION, now_ms=self.now)))
-        due = {h for h, v in self.model.items() if v["state"] == "HELD" and v["exp"] <= self.now}
+        due = {h for h, v in self.model.items() if v["exp"] <= self.now}
         assert released == due
         self._expire_model()
 

@@ -31,7 +31,7 @@ class SeatState(StrEnum):
 
 class HoldState(StrEnum):
     HELD = "HELD"  # expires at expires_at_ms
-    PENDING = "PENDING"  # an order awaits payment: the order's expiry applies, not the hold's
+    PENDING = "PENDING"  # an order awaits payment: it lapses later (the order's expiry + grace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,7 @@ class Taken:
     seat_ids: tuple[str, ...] = ()
     units: dict[str, int] = field(default_factory=dict)  # general-admission tier -> quantity
     sold: bool = False  # False: the order is unpaid (a PENDING hold named hold_id)
+    until_ms: int = 0  # unpaid: when the pending hold lapses if nothing else ends it
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +149,10 @@ class SeatLedger(Protocol):
         ...
 
     async def mark_pending(
-        self, session_id: str, hold_id: str, user_id: str, *, now_ms: int
+        self, session_id: str, hold_id: str, user_id: str, *, until_ms: int, now_ms: int
     ) -> Hold:
-        """An order now owns the hold: it stops expiring. Raises ``HoldExpired`` or
+        """An order now owns the hold: it lapses at ``until_ms`` instead (the order's expiry
+        plus a grace, so a lost order never pins seats for ever). Raises ``HoldExpired`` or
         ``HoldNotFound`` (also when it belongs to someone else)."""
         ...
 
@@ -160,11 +162,11 @@ class SeatLedger(Protocol):
         ...
 
     async def expire(self, session_id: str, *, now_ms: int) -> list[str]:
-        """Release every HELD hold whose time is up; return their ids."""
+        """Release every hold whose time is up (held or pending); return their ids."""
         ...
 
     async def due_sessions(self, *, now_ms: int) -> list[str]:
-        """Sessions with HELD holds due by ``now_ms`` (the sweeper expires them)."""
+        """Sessions with holds due by ``now_ms`` (the sweeper expires them)."""
         ...
 
     async def return_units(

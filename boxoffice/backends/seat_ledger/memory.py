@@ -130,11 +130,7 @@ class MemorySeatLedger:
         state.gone[hold_id] = (why, now_ms)
 
     def _expire_due(self, state: _Session, now_ms: int, delta: _Delta) -> list[str]:
-        due = [
-            hold_id
-            for hold_id, hold in state.holds.items()
-            if hold.state == HoldState.HELD and hold.expires_at_ms <= now_ms
-        ]
+        due = [hold_id for hold_id, hold in state.holds.items() if hold.expires_at_ms <= now_ms]
         for hold_id in due:
             self._give_back(state, hold_id, "EXPIRED", now_ms, delta)
         if len(state.gone) > 10_000:
@@ -308,7 +304,7 @@ class MemorySeatLedger:
                     units=units,
                     from_quota={},
                     channel=None,
-                    expires_at_ms=0,
+                    expires_at_ms=taken.until_ms,
                     state=HoldState.PENDING,
                     meta="",
                 )
@@ -356,7 +352,7 @@ class MemorySeatLedger:
         return found
 
     async def mark_pending(
-        self, session_id: str, hold_id: str, user_id: str, *, now_ms: int
+        self, session_id: str, hold_id: str, user_id: str, *, until_ms: int, now_ms: int
     ) -> Hold:
         state = self._session(session_id)
         delta = _Delta()
@@ -369,6 +365,7 @@ class MemorySeatLedger:
                 raise HoldExpired()
             raise HoldNotFound()
         hold.state = HoldState.PENDING
+        hold.expires_at_ms = until_ms
         return self._to_hold(session_id, state, hold_id)
 
     async def confirm(self, session_id: str, hold_id: str) -> bool:
@@ -401,10 +398,7 @@ class MemorySeatLedger:
         return [
             session_id
             for session_id, state in self._sessions.items()
-            if any(
-                h.state == HoldState.HELD and h.expires_at_ms <= now_ms
-                for h in state.holds.values()
-            )
+            if any(h.expires_at_ms <= now_ms for h in state.holds.values())
         ]
 
     async def return_units(

@@ -145,11 +145,15 @@ class RedisSeatLedger:
                     "seats": list(t.seat_ids),
                     "units": dict(t.units),
                     "sold": t.sold,
+                    "until": t.until_ms,
                 }
                 for t in spec.taken
             ],
         }
         reply = await self._call("load", spec.session_id, now_ms, orjson.dumps(payload).decode())
+        pending = [t.until_ms for t in spec.taken if not t.sold and t.until_ms]
+        if pending:
+            await self._redis.zadd(ACTIVE_KEY, {spec.session_id: min(pending)}, lt=True)
         return int(reply["v"])
 
     async def is_loaded(self, session_id: str) -> bool:
@@ -186,9 +190,11 @@ class RedisSeatLedger:
         return bool(reply["released"])
 
     async def mark_pending(
-        self, session_id: str, hold_id: str, user_id: str, *, now_ms: int
+        self, session_id: str, hold_id: str, user_id: str, *, until_ms: int, now_ms: int
     ) -> Hold:
-        return _hold(session_id, await self._call("pending", session_id, hold_id, user_id, now_ms))
+        reply = await self._call("pending", session_id, hold_id, user_id, now_ms, until_ms)
+        await self._redis.zadd(ACTIVE_KEY, {session_id: until_ms}, lt=True)
+        return _hold(session_id, reply)
 
     async def confirm(self, session_id: str, hold_id: str) -> bool:
         reply = await self._call("confirm", session_id, hold_id)

@@ -1,7 +1,7 @@
 -- Replace the session's state with the database's truth.
 -- ARGV: now ms, spec JSON {"tiers":[{"id","cap","seated","quotas":{ch:n}}],
 --   "seats":[[id, tier, blocked 0/1], ...], "rows":{tier: rows JSON string},
---   "taken":[{"id","u","seats":[..],"units":{tier:n},"sold":bool}]}
+--   "taken":[{"id","u","seats":[..],"units":{tier:n},"sold":bool,"until":ms}]}
 -- The new version is max(old + 1, now * 1000), so versions only ever increase, even when
 -- Redis lost the session (clients compare versions to notice gaps).
 local now = tonumber(ARGV[1])
@@ -61,8 +61,9 @@ for _, taken in ipairs(spec.taken) do
   redis.call('HINCRBY', P .. 'users', taken.u, total)
   if not taken.sold then
     redis.call('HSET', P .. 'hold:' .. taken.id, 'u', taken.u, 's', encode_map(seat_map), 'n', encode_map(units),
-      'q', '{}', 'c', '', 'e', 0, 'st', 'PENDING', 'm', '')
+      'q', '{}', 'c', '', 'e', taken['until'], 'st', 'PENDING', 'm', '')
     redis.call('SADD', P .. 'holdids', taken.id)
+    if taken['until'] > 0 then redis.call('ZADD', P .. 'holds', taken['until'], taken.id) end
   end
 end
 redis.call('HSET', P .. 'meta', 'version', version_string(new_version - 1))

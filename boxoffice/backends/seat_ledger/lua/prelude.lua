@@ -12,7 +12,8 @@
 --   rows      HASH tier -> JSON rows for best available (see layout.py)
 --   hold:<id> HASH u user, s {seat: tier}, n {tier: units}, q {tier: from quota}, c channel,
 --                  e expiry ms, st HELD|PENDING, m meta
---   holds     ZSET HELD hold id -> expiry ms;  holdids SET every live hold id
+--   holds     ZSET hold id -> expiry ms (held: the hold's TTL; pending: the order's expiry +
+--             grace);  holdids SET every live hold id
 --   users     HASH user -> units held, pending or sold
 --   gone:<id> STRING why a hold ended (EXPIRED, RELEASED, CONFIRMED), kept an hour
 --
@@ -103,7 +104,7 @@ local function give_back(id, why)
   return true
 end
 
--- Release HELD holds whose time is up (at most 200 per call; the sweeper comes back).
+-- Release holds whose time is up (at most 200 per call; the sweeper comes back).
 local function expire_due(now)
   local due = redis.call('ZRANGEBYSCORE', P .. 'holds', '-inf', now, 'LIMIT', 0, 200)
   for _, id in ipairs(due) do give_back(id, 'EXPIRED') end
