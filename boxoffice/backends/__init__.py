@@ -12,6 +12,7 @@ from boxoffice.backends.codes import CodeStore
 from boxoffice.backends.leases import Leases
 from boxoffice.backends.rate_limits import RateLimiter
 from boxoffice.backends.redis_client import connect
+from boxoffice.backends.waiting_room import WaitingRoom
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Backends:
     rate_limiter: RateLimiter
     codes: CodeStore
     leases: Leases
+    waiting_room: WaitingRoom
     redis: Redis | None = None
 
     @property
@@ -44,6 +46,7 @@ async def open_backends(redis_url: str | None) -> Backends:
         from boxoffice.backends.codes.redis import RedisCodeStore
         from boxoffice.backends.leases.redis import RedisLeases
         from boxoffice.backends.rate_limits.redis import RedisRateLimiter
+        from boxoffice.backends.waiting_room.redis import RedisWaitingRoom
 
         redis = connect(redis_url)
         broker = Broker(redis_url)
@@ -53,11 +56,13 @@ async def open_backends(redis_url: str | None) -> Backends:
             rate_limiter=RedisRateLimiter(redis),
             codes=RedisCodeStore(redis),
             leases=RedisLeases(redis),
+            waiting_room=RedisWaitingRoom(redis),
             redis=redis,
         )
     from boxoffice.backends.codes.memory import MemoryCodeStore
     from boxoffice.backends.leases.memory import MemoryLeases
     from boxoffice.backends.rate_limits.memory import MemoryRateLimiter
+    from boxoffice.backends.waiting_room.memory import MemoryWaitingRoom
 
     broker = Broker("memory://")
     await broker.connect()
@@ -66,4 +71,5 @@ async def open_backends(redis_url: str | None) -> Backends:
         rate_limiter=MemoryRateLimiter(),
         codes=MemoryCodeStore(),
         leases=MemoryLeases(),
+        waiting_room=MemoryWaitingRoom(),
     )
