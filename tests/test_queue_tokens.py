@@ -114,7 +114,7 @@ async def test_a_used_token_is_refused(rt: Runtime):
     assert sum(not isinstance(r, BaseException) for r in results) == 1
     refused = [r for r in results if isinstance(r, QueueTokenInvalid)]
     assert len(refused) == 19
-    assert {r.details["reason"] for r in refused} == {"REPLAYED"}
+    assert {r.reason for r in refused} == {"REPLAYED"}
 
 
 async def test_consume_verifies_before_spending(rt: Runtime):
