@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     hold_ttl_seconds: int = Field(default=120, ge=5, le=3600)
     order_ttl_seconds: int = Field(default=900, ge=10, le=24 * 3600)
     queue_admit_per_second: int = Field(default=50, ge=1, le=100_000)
+    queue_token_ttl_seconds: int = Field(default=150, ge=10, le=180)
+    queue_admission_window_seconds: int = Field(default=600, ge=30, le=24 * 3600)
+    queue_tick_seconds: float = Field(default=1.0, gt=0, le=60)
 
     max_query_depth: int = Field(default=12, ge=3)
     max_aliases: int = Field(default=30, ge=1)

@@ -26,7 +26,7 @@ The tree (``code`` / ``status``; status ranges: 1xxx general, 2xxx user, 3xxx ca
     │   ├── HoldExpired ......... HOLD_EXPIRED          5003
     │   ├── HoldNotFound ........ HOLD_NOT_FOUND        5004
     │   ├── QueueTokenRequired .. QUEUE_TOKEN_REQUIRED  5101
-    │   └── QueueTokenInvalid ... QUEUE_TOKEN_INVALID   5102
+    │   └── QueueTokenInvalid ... QUEUE_TOKEN_INVALID   5102   (``reason``)
     └── TicketError
         ├── SignatureInvalid .... SIGNATURE_INVALID     6001   (``reason``, ``ticketSn`` if signed)
         ├── AlreadyCheckedIn .... ALREADY_CHECKED_IN    6101
@@ -195,9 +195,19 @@ class QueueTokenRequired(InventoryError):
 
 
 class QueueTokenInvalid(InventoryError):
+    """``reason``: FORGED, EXPIRED, WRONG_EVENT, WRONG_USER or REPLAYED
+    (``boxoffice.services.queue_tokens.QueueTokenReason``)."""
+
     code = "QUEUE_TOKEN_INVALID"
     status = 5102
     default_message = "The queue token is not valid."
+
+    def __init__(self, message: str | None = None, *, reason: str | None = None):
+        super().__init__(message, reason=reason)
+
+    @property
+    def reason(self) -> str | None:
+        return self.details.get("reason")
 
 
 class TicketError(BoxofficeError):

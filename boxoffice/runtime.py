@@ -18,6 +18,7 @@ from boxoffice.providers.messaging import SandboxMessaging
 from boxoffice.providers.wechat import SandboxWechat, WechatOAuth
 from boxoffice.services.access_tokens import AccessTokens
 from boxoffice.services.passwords import PasswordHasher
+from boxoffice.services.queue_tokens import QueueTokens
 from boxoffice.services.sign_in import AuthKit
 
 
@@ -29,6 +30,7 @@ class Runtime:
     auth: AuthKit
     messaging: SandboxMessaging
     wechat: WechatOAuth
+    queue_tokens: QueueTokens
     metrics: Metrics = field(default_factory=Metrics)
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     extras: dict[str, Any] = field(default_factory=dict)
@@ -55,6 +57,14 @@ def make_auth(settings: Settings) -> AuthKit:
     )
 
 
+def make_queue_tokens(settings: Settings) -> QueueTokens:
+    return QueueTokens(
+        settings.secrets.jwt_secret,
+        issuer=settings.jwt_issuer,
+        ttl_seconds=settings.queue_token_ttl_seconds,
+    )
+
+
 async def open_runtime(settings: Settings) -> Runtime:
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     backends = await open_backends(settings.redis_url)
@@ -65,4 +75,5 @@ async def open_runtime(settings: Settings) -> Runtime:
         auth=make_auth(settings),
         messaging=SandboxMessaging(db),
         wechat=SandboxWechat(backends.codes),
+        queue_tokens=make_queue_tokens(settings),
     )

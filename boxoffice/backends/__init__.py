@@ -13,6 +13,7 @@ from boxoffice.backends.leases import Leases
 from boxoffice.backends.rate_limits import RateLimiter
 from boxoffice.backends.redis_client import connect
 from boxoffice.backends.seat_ledger import SeatLedger
+from boxoffice.backends.waiting_room import WaitingRoom
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Backends:
     codes: CodeStore
     leases: Leases
     ledger: SeatLedger
+    waiting_room: WaitingRoom
     redis: Redis | None = None
 
     @property
@@ -47,6 +49,7 @@ async def open_backends(redis_url: str | None) -> Backends:
         from boxoffice.backends.leases.redis import RedisLeases
         from boxoffice.backends.rate_limits.redis import RedisRateLimiter
         from boxoffice.backends.seat_ledger.redis import RedisSeatLedger
+        from boxoffice.backends.waiting_room.redis import RedisWaitingRoom
 
         redis = connect(redis_url)
         broker = Broker(redis_url)
@@ -57,12 +60,14 @@ async def open_backends(redis_url: str | None) -> Backends:
             codes=RedisCodeStore(redis),
             leases=RedisLeases(redis),
             ledger=RedisSeatLedger(redis),
+            waiting_room=RedisWaitingRoom(redis),
             redis=redis,
         )
     from boxoffice.backends.codes.memory import MemoryCodeStore
     from boxoffice.backends.leases.memory import MemoryLeases
     from boxoffice.backends.rate_limits.memory import MemoryRateLimiter
     from boxoffice.backends.seat_ledger.memory import MemorySeatLedger
+    from boxoffice.backends.waiting_room.memory import MemoryWaitingRoom
 
     broker = Broker("memory://")
     await broker.connect()
@@ -72,4 +77,5 @@ async def open_backends(redis_url: str | None) -> Backends:
         codes=MemoryCodeStore(),
         leases=MemoryLeases(),
         ledger=MemorySeatLedger(broker),
+        waiting_room=MemoryWaitingRoom(),
     )

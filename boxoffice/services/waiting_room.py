@@ -1,0 +1,286 @@
+"""The waiting room's rules: who may join, what a ticket says, and the live position stream.
+
+Framework-free: every function takes the backends it needs explicitly. What needs the catalog
+(does the event exist, is it queue-enabled and on sale, its admission rate) and who is frozen
+are the caller's business; the caller passes the event's ``admit_per_second``.
+
+Positions: a waiting entry's ``position`` is ``seq - watermark`` (1 = next in), ``ahead`` is
+``position - 1``; both are null in the pre-queue (before the sale opens the order is not drawn
+yet). Entries that left are still counted until the watermark passes them, so a position is an
+upper bound and never increases. ``estimatedWaitSeconds`` is ``ceil(ahead / admit_per_second)``:
+the seconds the admission ticker needs to let everyone ahead in at the event's rate (also an
+upper bound, for the same reason; about one tick more for the entry itself).
+
+The ticker publishes ONE ``QueueBroadcast`` per event per tick on ``channels.queue(event_id)``;
+``watch_position`` turns it into each subscriber's own position without reading the backend,
+except once at opening (to learn the drawn place) and once at admission (to get the token).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from boxoffice.backends.broker import RESYNC, Broker, channels
+from boxoffice.backends.codes import CodeStore
+from boxoffice.backends.rate_limits import RateLimiter
+from boxoffice.backends.waiting_room import (
+    EntryStatus,
+    Lane,
+    QueueClosed,
+    QueueEntry,
+    QueueState,
+    WaitingRoom,
+)
+from boxoffice.db import Database
+from boxoffice.errors import Forbidden, NotFound, RateLimited, SoldOut
+from boxoffice.services import blacklist, risk, validation
+from boxoffice.services.queue_tokens import QueueTokens
+
+# (rate-limit key prefix, limit, window seconds) for joinQueue attempts.
+USER_LIMIT = ("queue:join:user", 10, 60.0)
+DEVICE_LIMIT = ("queue:join:device", 20, 60.0)
+IP_LIMIT = ("queue:join:ip", 120, 60.0)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTicket:
+    """What ``joinQueue``, ``queueStatus`` and ``queuePosition`` answer (API ``QueueTicket``).
+    ``queue_token`` and ``expires_at`` (the token's expiry) only when ADMITTED."""
+
+    event_id: str
+    status: EntryStatus
+    position: int | None
+    ahead: int | None
+    estimated_wait_seconds: int | None
+    queue_token: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueBroadcast:
+    """The one message per event per tick. JSON on ``channels.queue(event_id)``::
+
+        {"v": 1, "eventId": "…", "state": "PENDING|OPEN|CLOSED", "watermark": 1234,
+         "admitPerSecond": 50, "at": 1767225600123}
+
+    ``watermark`` is the highest sequence number admitted so far (never decreases);
+    ``at`` is the tick's time in epoch milliseconds.
+    """
+
+    event_id: str
+    state: QueueState
+    watermark: int
+    admit_per_second: int
+    at: float
+
+    def to_json(self) -> str:
+        return orjson.dumps(
+            {
+                "v": 1,
+                "eventId": self.event_id,
+                "state": str(self.state),
+                "watermark": self.watermark,
+                "admitPerSecond": self.admit_per_second,
+                "at": round(self.at * 1000),
+            }
+        ).decode()
+
+    @classmethod
+    def from_json(cls, raw: str) -> QueueBroadcast:
+        data = orjson.loads(raw)
+        return cls(
+            event_id=str(data["eventId"]),
+            state=QueueState(data["state"]),
+            watermark=int(data["watermark"]),
+            admit_per_second=int(data["admitPerSecond"]),
+            at=int(data["at"]) / 1000,
+        )
+
+
+def estimated_wait_seconds(ahead: int, admit_per_second: int) -> int:
+    return math.ceil(ahead / max(1, admit_per_second))
+
+
+def waiting_ticket(event_id: str, position: int | None, admit_per_second: int) -> QueueTicket:
+    if position is None:
+        return QueueTicket(event_id, EntryStatus.WAITING, None, None, None)
+    ahead = max(0, position - 1)
+    return QueueTicket(
+        event_id,
+        EntryStatus.WAITING,
+        position,
+        ahead,
+        estimated_wait_seconds(ahead, admit_per_second),
+    )
+
+
+def ticket_for(
+    entry: QueueEntry,
+    *,
+    tokens: QueueTokens,
+    admit_per_second: int,
+    now: float | None = None,
+) -> QueueTicket:
+    """The ticket of an entry; an ADMITTED one carries a fresh queue token (valid for the
+    token lifetime, never past the admission window). Raises ``SoldOut`` for a WAITING entry
+    of a CLOSED line."""
+    now = time.time() if now is None else now
+    if entry.status is EntryStatus.WAITING:
+        if entry.state is QueueState.CLOSED:
+            raise SoldOut("Sold out: the waiting room is closed.")
+        return waiting_ticket(entry.event_id, entry.position, admit_per_second)
+    if (
+        entry.status is EntryStatus.ADMITTED
+        and entry.admitted_until is not None
+        and entry.admitted_until > now
+    ):
+        issued = tokens.issue(
+            user_id=entry.user_id, event_id=entry.event_id, not_after=entry.admitted_until, now=now
+        )
+        return QueueTicket(
+            entry.event_id,
+            EntryStatus.ADMITTED,
+            0,
+            0,
+            0,
+            queue_token=issued.token,
+            expires_at=issued.expires_at,
+        )
+    expired_at = datetime.fromtimestamp(entry.admitted_until, UTC) if entry.admitted_until else None
+    return QueueTicket(entry.event_id, EntryStatus.EXPIRED, None, None, None, None, expired_at)
+
+
+async def _limit(rate_limiter: RateLimiter, rule: tuple[str, int, float], key: str) -> int:
+    name, limit, window = rule
+    decision = await rate_limiter.hit(f"{name}:{key}", limit=limit, window_seconds=window)
+    if not decision.allowed:
+        raise RateLimited("Too many attempts to join; wait.", retry_after=decision.retry_after)
+    return decision.count
+
+
+async def join_queue(
+    *,
+    db: Database,
+    room: WaitingRoom,
+    rate_limiter: RateLimiter,
+    codes: CodeStore,
+    tokens: QueueTokens,
+    user_id: str,
+    event_id: str,
+    device_id: str | None,
+    ip: str | None,
+    admit_per_second: int,
+    now: float | None = None,
+) -> QueueTicket:
+    """Join the event's line, or get one's existing entry back (one entry per user per event).
+
+    In order: rate limits per user, device and IP; the blacklist; an existing entry is returned
+    as it is; the risk score (``risk``: refused, or to the back of the line); then the entry.
+    Raises ``BadUserInput`` (deviceId), ``RateLimited``, ``Forbidden`` (``reason``
+    BLACKLISTED or RISK), ``SoldOut`` (the line is closed).
+    """
+    now = time.time() if now is None else now
+    device_id = validation.optional_text(device_id, field="deviceId", max_length=128)
+    attempts = await _limit(rate_limiter, USER_LIMIT, user_id)
+    if device_id:
+        await _limit(rate_limiter, DEVICE_LIMIT, device_id)
+    if ip:
+        await _limit(rate_limiter, IP_LIMIT, ip)
+    if await blacklist.is_blocked(db=db, codes=codes, user_id=user_id, device_id=device_id, ip=ip):
+        raise Forbidden("You cannot join this queue.", reason="BLACKLISTED")
+    entry = await room.status(event_id, user_id)
+    if entry is None:
+        assessment = await risk.assess(
+            codes=codes, user_id=user_id, device_id=device_id, join_attempts=attempts
+        )
+        if assessment.verdict is risk.RiskVerdict.REFUSE:
+            raise Forbidden("You cannot join this queue.", reason="RISK")
+        lane = Lane.BACK if assessment.verdict is risk.RiskVerdict.BACK_OF_LINE else Lane.NORMAL
+        try:
+            entry, _created = await room.join(event_id, user_id, now=now, lane=lane)
+        except QueueClosed as exc:
+            raise SoldOut("Sold out: the waiting room is closed.") from exc
+    return ticket_for(entry, tokens=tokens, admit_per_second=admit_per_second, now=now)
+
+
+async def queue_status(
+    *,
+    room: WaitingRoom,
+    tokens: QueueTokens,
+    user_id: str,
+    event_id: str,
+    admit_per_second: int,
+    now: float | None = None,
+) -> QueueTicket | None:
+    """The user's ticket, or None when not in the line. Each call while ADMITTED issues a new
+    queue token. Raises ``SoldOut`` for a waiting entry of a closed line."""
+    entry = await room.status(event_id, user_id)
+    if entry is None:
+        return None
+    return ticket_for(entry, tokens=tokens, admit_per_second=admit_per_second, now=now)
+
+
+async def leave_queue(*, room: WaitingRoom, user_id: str, event_id: str) -> bool:
+    """Give up a waiting place; False when there was none to give up."""
+    return await room.leave(event_id, user_id)
+
+
+async def watch_position(
+    *,
+    room: WaitingRoom,
+    broker: Broker,
+    tokens: QueueTokens,
+    user_id: str,
+    event_id: str,
+    admit_per_second: int,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[QueueTicket]:
+    """The ``queuePosition`` stream: the current ticket first, then a ticket whenever the
+    position moves (never upwards), ending after the ADMITTED (or EXPIRED) ticket.
+
+    Raises ``NotFound`` when the user is not (or no longer) in the line, ``SoldOut`` when the
+    line closes while the user waits.
+    """
+    async with broker.subscribe(channels.queue(event_id)) as messages:
+        entry = await room.status(event_id, user_id)
+        if entry is None:
+            raise NotFound("You are not in this event's queue.")
+        ticket = ticket_for(entry, tokens=tokens, admit_per_second=admit_per_second, now=clock())
+        yield ticket
+        if ticket.status is not EntryStatus.WAITING:
+            return
+        seq, watermark, last = entry.seq, entry.watermark, ticket.position
+        async for raw in messages:
+            reread = raw == RESYNC
+            if not reread:
+                tick = QueueBroadcast.from_json(raw)
+                if tick.state is QueueState.CLOSED:
+                    raise SoldOut("Sold out: the waiting room is closed.")
+                watermark = max(watermark, tick.watermark)
+                admit_per_second = tick.admit_per_second
+                # re-read once at the draw (to learn the place) and once at admission
+                reread = tick.state is QueueState.OPEN if seq is None else seq <= watermark
+            if reread:
+                entry = await room.status(event_id, user_id)
+                if entry is None:
+                    raise NotFound("You are not in this event's queue.")
+                seq, watermark = entry.seq, max(watermark, entry.watermark)
+                if entry.status is not EntryStatus.WAITING:
+                    yield ticket_for(
+                        entry, tokens=tokens, admit_per_second=admit_per_second, now=clock()
+                    )
+                    return
+                if entry.state is QueueState.CLOSED:
+                    raise SoldOut("Sold out: the waiting room is closed.")
+            if seq is None:
+                continue
+            position = max(1, seq - watermark)
+            if last is None or position < last:
+                last = position
+                yield waiting_ticket(event_id, position, admit_per_second)

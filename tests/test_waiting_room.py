@@ -1,0 +1,333 @@
+"""The waiting room's rules: joining (limits, blacklist, risk), tickets and the position stream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from boxoffice.backends.waiting_room import EntryStatus
+from boxoffice.errors import Forbidden, NotFound, RateLimited, SoldOut
+from boxoffice.models.blacklist import BlacklistKind
+from boxoffice.models.identity import Role
+from boxoffice.runtime import Runtime
+from boxoffice.services import blacklist, waiting_room
+from boxoffice.services.queue_admission import AdmissionTicker, QueueSchedule
+from boxoffice.services.waiting_room import QueueTicket
+from tests.helpers import make_user, viewer_for
+
+EVENT = "ev-1"
+RATE = 50
+
+
+async def join(
+    rt: Runtime,
+    user_id: str,
+    *,
+    device_id: str | None = None,
+    ip: str | None = "198.51.100.1",
+    event_id: str = EVENT,
+    now: float | None = None,
+) -> QueueTicket:
+    return await waiting_room.join_queue(
+        db=rt.db,
+        room=rt.backends.waiting_room,
+        rate_limiter=rt.backends.rate_limiter,
+        codes=rt.backends.codes,
+        tokens=rt.queue_tokens,
+        user_id=user_id,
+        event_id=event_id,
+        device_id=device_id if device_id is not None else f"dev-{user_id}",
+        ip=ip,
+        admit_per_second=RATE,
+        now=now,
+    )
+
+
+async def status(rt: Runtime, user_id: str, now: float | None = None) -> QueueTicket | None:
+    return await waiting_room.queue_status(
+        room=rt.backends.waiting_room,
+        tokens=rt.queue_tokens,
+        user_id=user_id,
+        event_id=EVENT,
+        admit_per_second=RATE,
+        now=now,
+    )
+
+
+async def admit(rt: Runtime, count: int, *, now: float | None = None) -> None:
+    await rt.backends.waiting_room.admit(
+        EVENT, count, now=time.time() if now is None else now, window_seconds=600
+    )
+
+
+async def test_joining_twice_keeps_one_place(rt: Runtime):
+    # given an open line with two people
+    await rt.backends.waiting_room.open(EVENT, os.urandom(32))
+    first = await join(rt, "u1")
+    await join(rt, "u2")
+    # when the first joins again
+    again = await join(rt, "u1")
+    # then the place is the same
+    assert first == again
+    assert (again.status, again.position, again.ahead) == (EntryStatus.WAITING, 1, 0)
+    assert (await rt.backends.waiting_room.snapshot(EVENT)).waiting == 2
+
+
+async def test_a_ticket_states_position_ahead_and_wait(rt: Runtime):
+    # given 120 in line
+    await rt.backends.waiting_room.open(EVENT, os.urandom(32))
+    await asyncio.gather(*(join(rt, f"u{i}") for i in range(120)))
+    # when the first 10 are admitted
+    await admit(rt, 10)
+    # then everyone's ticket follows from its place, the watermark and the rate (50/s)
+    for i in range(120):
+        ticket = await status(rt, f"u{i}")
+        assert ticket is not None
+        if ticket.status is EntryStatus.ADMITTED:
+            continue
+        assert ticket.position is not None and ticket.ahead == ticket.position - 1
+        assert ticket.estimated_wait_seconds == -(-ticket.ahead // RATE)
+    last = max(
+        [t for t in [await status(rt, f"u{i}") for i in range(120)] if t and t.position],
+        key=lambda t: t.position or 0,
+    )
+    assert (last.position, last.ahead, last.estimated_wait_seconds) == (110, 109, 3)
+    assert await status(rt, "stranger") is None
+
+
+async def test_before_the_sale_a_ticket_has_no_place_yet(rt: Runtime):
+    ticket = await join(rt, "early")
+    assert ticket == QueueTicket(EVENT, EntryStatus.WAITING, None, None, None)
+    await rt.backends.waiting_room.open(EVENT, os.urandom(32))
+    drawn = await status(rt, "early")
+    assert drawn is not None and drawn.position == 1
+
+
+async def test_an_admitted_user_gets_a_token_for_this_event(rt: Runtime):
+    # given an admitted user
+    await rt.backends.waiting_room.open(EVENT, os.urandom(32))
+    await join(rt, "u1")
+    now = time.time()
+    await admit(rt, 1, now=now)
+    # when it asks for its status twice
+    first = await status(rt, "u1")
+    second = await status(rt, "u1")
+    # then each answer carries a new token that enters checkout for this event, once
+    assert first is not None and second is not None
+    assert first.status is EntryStatus.ADMITTED and first.queue_token
+    assert first.queue_token != second.queue_token
+    assert first.expires_at is not None and first.expires_at <= datetime.fromtimestamp(
+        now + 600, UTC
+    )
+    claims = await rt.queue_tokens.consume(
+        first.queue_token, codes=rt.backends.codes, user_id="u1", event_id=EVENT
+    )
+    assert claims.event_id == EVENT
+    # and joining again answers the same, admitted
+    assert (await join(rt, "u1")).status is EntryStatus.ADMITTED
+
+
+async def test_after_the_admission_window_the_ticket_is_expired(rt: Runtime):
+    await rt.backends.waiting_room.open(EVENT, os.urandom(32))
+    await join(rt, "u1")
+    now = time.time()
+    await admit(rt, 1, now=now)
+    # before the ticker marks it, the window's end already counts
+    late = await status(rt, "u1", now=now + 601)
+    assert late is not None and (late.status, late.queue_token) == (EntryStatus.EXPIRED, None)
+    await rt.backends.waiting_room.expire(EVENT, now=now + 601)
+    again = await join(rt, "u1", now=now + 700)
+    assert again.status is EntryStatus.EXPIRED and again.queue_token is None
+
+
+async def test_joins_are_rate_limited_per_user_device_and_ip(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(waiting_room, "USER_LIMIT", ("queue:join:user", 3, 60.0))
+    monkeypatch.setattr(waiting_room, "DEVICE_LIMIT", ("queue:join:device", 4, 60.0))
+    monkeypatch.setattr(waiting_room, "IP_LIMIT", ("queue:join:ip", 6, 60.0))
+    await rt.backends.waiting_room.open(EVENT, os.urandom(32))
+    # a user: three attempts, then refused
+    for _ in range(3):
+        await join(rt, "u1", device_id="d1", ip="192.0.2.1")
+    with pytest.raises(RateLimited) as caught:
+        await join(rt, "u1", device_id="d-other", ip="192.0.2.99")
+    assert caught.value.details["retryAfter"] >= 1
+    # a device: four attempts across accounts, then refused
+    await join(rt, "u2", device_id="d2", ip="192.0.2.2")
+    await join(rt, "u3", device_id="d2", ip="192.0.2.3")
+    await join(rt, "u2", device_id="d2", ip="192.0.2.4")
+    await join(rt, "u3", device_id="d2", ip="192.0.2.5")
+    with pytest.raises(RateLimited):
+        await join(rt, "u4", device_id="d2", ip="192.0.2.6")
+    # an IP: six attempts, then refused
+    for i in range(6):
+        await join(rt, f"n{i}", ip="203.0.113.50")
+    with pytest.raises(RateLimited):
+        await join(rt, "n9", ip="203.0.113.50")
+
+
+async def test_blacklisted_users_devices_and_ips_are_refused(rt: Runtime):
+    # given an operator's blacklist of a user, a device and an IP
+    operator = await viewer_for(rt, await make_user(rt, "op@example.com", Role.OPERATOR))
+    banned = await make_user(rt, "banned@example.com")
+    for kind, value in (
+        (BlacklistKind.USER, banned.id),
+        (BlacklistKind.DEVICE, "bot-device"),
+        (BlacklistKind.IP, "192.0.2.66"),
+    ):
+        await blacklist.add_entry(
+            db=rt.db, codes=rt.backends.codes, viewer=operator, kind=kind, value=value
+        )
+    await rt.backends.waiting_room.open(EVENT, os.urandom(32))
+    # then each is refused, and nobody was placed
+    for kwargs in (
+        {"user_id": banned.id},
+        {"user_id": "u1", "device_id": "bot-device"},
+        {"user_id": "u2", "ip": "192.0.2.66"},
+    ):
+        with pytest.raises(Forbidden) as caught:
+            await join(rt, **kwargs)  # type: ignore[arg-type]
+        assert caught.value.details["reason"] == "BLACKLISTED"
+    assert (await rt.backends.waiting_room.snapshot(EVENT)).waiting == 0
+    # while a clean user joins
+    assert (await join(rt, "u3")).position == 1
+
+
+async def test_risky_joins_go_to_the_back_or_are_refused(rt: Runtime):
+    # given, before the sale, a device used by five accounts and ten honest users
+    verdicts: dict[str, str] = {}
+    for user in ("f1", "f2", "f3", "f4", "f5"):
+        try:
+            await join(rt, user, device_id="farm")
+            verdicts[user] = "joined"
+        except Forbidden as exc:
+            verdicts[user] = str(exc.details["reason"])
+    honest = [f"h{i}" for i in range(10)]
+    for user in honest:
+        await join(rt, user)
+    # then the fifth is refused
+    assert verdicts == {
+        "f1": "joined",
+        "f2": "joined",
+        "f3": "joined",
+        "f4": "joined",
+        "f5": "RISK",
+    }
+    # and when the sale opens, the third and fourth are drawn behind everyone else
+    await rt.backends.waiting_room.open(EVENT, os.urandom(32))
+    places = {u: (await status(rt, u)).position for u in [*honest, "f1", "f2", "f3", "f4"]}  # type: ignore[union-attr]
+    assert sorted([places["f3"], places["f4"]]) == [13, 14]  # type: ignore[list-item]
+
+
+async def test_a_closed_line_answers_sold_out(rt: Runtime):
+    # given one admitted and one waiting
+    room = rt.backends.waiting_room
+    await room.open(EVENT, os.urandom(32))
+    await join(rt, "in")
+    await join(rt, "out")
+    await admit(rt, 1)
+    # when the event sells out
+    await room.close(EVENT)
+    # then newcomers and the waiting are told SOLD_OUT, the admitted may still try
+    with pytest.raises(SoldOut):
+        await join(rt, "new")
+    with pytest.raises(SoldOut):
+        await status(rt, "out")
+    admitted = await status(rt, "in")
+    assert admitted is not None and admitted.queue_token
+
+
+async def test_leaving_gives_up_the_place(rt: Runtime):
+    await rt.backends.waiting_room.open(EVENT, os.urandom(32))
+    await join(rt, "a")
+    await join(rt, "b")
+    assert await waiting_room.leave_queue(
+        room=rt.backends.waiting_room, user_id="a", event_id=EVENT
+    )
+    assert await status(rt, "a") is None
+    assert (await status(rt, "b")).position == 2  # type: ignore[union-attr]  # a gap, not a jump
+    assert (await join(rt, "a")).position == 3
+
+
+async def collect(rt: Runtime, user_id: str, out: list[QueueTicket], ready: asyncio.Event) -> None:
+    async for ticket in waiting_room.watch_position(
+        room=rt.backends.waiting_room,
+        broker=rt.backends.broker,
+        tokens=rt.queue_tokens,
+        user_id=user_id,
+        event_id=EVENT,
+        admit_per_second=RATE,
+    ):
+        out.append(ticket)
+        ready.set()
+
+
+def ticker_for(rt: Runtime, rate: int, opens_at: float, sold_out: bool = False) -> AdmissionTicker:
+    schedule = QueueSchedule(EVENT, datetime.fromtimestamp(opens_at, UTC), rate, sold_out)
+
+    async def schedules() -> list[QueueSchedule]:
+        return [schedule]
+
+    return AdmissionTicker(
+        room=rt.backends.waiting_room,
+        broker=rt.backends.broker,
+        leases=rt.backends.leases,
+        schedules=schedules,
+        owner="test",
+    )
+
+
+async def test_positions_stream_down_to_admission(rt: Runtime):
+    # given 60 arrivals before the sale, 12 of them watching their position
+    users = [f"u{i:02d}" for i in range(60)]
+    for user in users:
+        await join(rt, user)
+    watched = users[::5]
+    streams: dict[str, list[QueueTicket]] = {u: [] for u in watched}
+    readiness = {u: asyncio.Event() for u in watched}
+    tasks = [asyncio.create_task(collect(rt, u, streams[u], readiness[u])) for u in watched]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readiness.values())), 10)
+    # when the sale opens and the ticker admits 7 per tick
+    ticker = ticker_for(rt, rate=7, opens_at=time.time() - 1)
+    for _ in range(20):
+        await ticker.tick()
+        await asyncio.sleep(0.02)
+        if all(t.done() for t in tasks):
+            break
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    # then each stream starts without a place, only ever goes down, and ends ADMITTED with a token
+    for user, stream in streams.items():
+        assert stream[0].position is None
+        positions = [t.position for t in stream[1:-1]]
+        assert all(p is not None for p in positions), (user, stream)
+        assert positions == sorted(positions, reverse=True)  # type: ignore[type-var]
+        assert len(set(positions)) == len(positions)
+        assert stream[-1].status is EntryStatus.ADMITTED and stream[-1].queue_token
+        assert all(t.status is EntryStatus.WAITING for t in stream[:-1])
+
+
+async def test_the_stream_ends_with_sold_out_when_the_line_closes(rt: Runtime):
+    # given a waiting watcher
+    await rt.backends.waiting_room.open(EVENT, os.urandom(32))
+    await join(rt, "u1")
+    await join(rt, "u2")
+    stream: list[QueueTicket] = []
+    ready = asyncio.Event()
+    task = asyncio.create_task(collect(rt, "u2", stream, ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    # when the ticker learns the event sold out
+    await ticker_for(rt, rate=1, opens_at=time.time() - 1, sold_out=True).tick()
+    # then the stream ends with SOLD_OUT
+    with pytest.raises(SoldOut):
+        await asyncio.wait_for(task, 10)
+    assert [t.position for t in stream] == [2]
+
+
+async def test_watching_without_an_entry_is_not_found(rt: Runtime):
+    with pytest.raises(NotFound):
+        await collect(rt, "nobody", [], asyncio.Event())
