@@ -16,36 +16,36 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from boxoffice.errors import ConfigurationError
 
 
-def _der(text: str) -> bytes:
+def _der(text: str, name: str) -> bytes:
     compact = "".join(text.split())
     try:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ConfigurationError("an RSA key is neither PEM nor base64 DER") from exc
+        raise ConfigurationError(f"{name} is neither PEM nor base64 DER") from exc
 
 
-def load_private_key(text: str) -> RSAPrivateKey:
+def load_private_key(text: str, *, name: str = "the private key") -> RSAPrivateKey:
     """An RSA private key from PEM (PKCS#8 or PKCS#1) or bare base64 DER.
 
-    Raises ``ConfigurationError`` when it is not one.
+    Raises ``ConfigurationError`` naming ``name`` when it is not one.
     """
     try:
         if "-----BEGIN" in text:
             key = serialization.load_pem_private_key(text.strip().encode(), password=None)
         else:
-            key = serialization.load_der_private_key(_der(text), password=None)
+            key = serialization.load_der_private_key(_der(text, name), password=None)
     except ValueError as exc:
-        raise ConfigurationError("not a readable RSA private key") from exc
+        raise ConfigurationError(f"{name} is not a readable RSA private key") from exc
     if not isinstance(key, RSAPrivateKey):
-        raise ConfigurationError("the private key is not an RSA key")
+        raise ConfigurationError(f"{name} is not an RSA private key")
     return key
 
 
-def load_public_key(text: str) -> RSAPublicKey:
+def load_public_key(text: str, *, name: str = "the public key") -> RSAPublicKey:
     """An RSA public key from PEM (SubjectPublicKeyInfo, PKCS#1 or an X.509 certificate) or
     bare base64 DER.
 
-    Raises ``ConfigurationError`` when it is not one.
+    Raises ``ConfigurationError`` naming ``name`` when it is not one.
     """
     key: object
     try:
@@ -54,11 +54,11 @@ def load_public_key(text: str) -> RSAPublicKey:
         elif "-----BEGIN" in text:
             key = serialization.load_pem_public_key(text.strip().encode())
         else:
-            key = serialization.load_der_public_key(_der(text))
+            key = serialization.load_der_public_key(_der(text, name))
     except ValueError as exc:
-        raise ConfigurationError("not a readable RSA public key") from exc
+        raise ConfigurationError(f"{name} is not a readable RSA public key") from exc
     if not isinstance(key, RSAPublicKey):
-        raise ConfigurationError("the public key is not an RSA key")
+        raise ConfigurationError(f"{name} is not an RSA public key")
     return key
 
 
