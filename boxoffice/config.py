@@ -43,6 +43,25 @@ class Settings(BaseSettings):
     introspection: bool | None = None
     sandbox_payments: bool | None = None
     public_base_url: str = "http://127.0.0.1:8000"
+    sandbox_merchant_id: str = "boxoffice-sandbox"
+    sandbox_payment_retry_delays: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
+
+    # Alipay (open platform, RSA2 keys). The adapter is on when app id and both keys are set.
+    alipay_app_id: str | None = None
+    alipay_app_private_key: SecretStr | None = None  # PEM, or the bare base64 the console shows
+    alipay_public_key: str | None = None  # Alipay's public key: PEM or bare base64
+    alipay_seller_id: str | None = None  # the merchant's 2088... PID, checked when set
+    alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
+
+    # WeChat Pay API v3. The adapter is on when all but the base URL are set.
+    wechat_pay_mchid: str | None = None
+    wechat_pay_appid: str | None = None
+    wechat_pay_merchant_serial: str | None = None  # serial of the merchant API certificate
+    wechat_pay_private_key: SecretStr | None = None  # merchant API private key, PEM
+    wechat_pay_apiv3_key: SecretStr | None = None  # 32 characters
+    # a JSON object: platform certificate serial (or PUB_KEY_ID_...) -> PEM public key
+    wechat_pay_platform_public_keys: str | None = None
+    wechat_pay_base_url: str = "https://api.mch.weixin.qq.com"
 
     hold_ttl_seconds: int = Field(default=120, ge=5, le=3600)
     order_ttl_seconds: int = Field(default=900, ge=10, le=24 * 3600)
