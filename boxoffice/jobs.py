@@ -20,6 +20,7 @@ from boxoffice.backends.seat_ledger import LedgerNotLoaded
 from boxoffice.clock import utcnow
 from boxoffice.models.identity import RefreshToken
 from boxoffice.runtime import Runtime
+from boxoffice.services.outbox import Consumer, dispatch_once
 
 log = logging.getLogger("boxoffice.jobs")
 
@@ -55,16 +56,36 @@ async def expire_holds(rt: Runtime) -> int:
     return released
 
 
+def outbox_job(consumer: Consumer, interval_seconds: float = 0.5) -> PeriodicJob:
+    """Deliver the outbox to ``consumer`` (batches until it runs dry, then waits)."""
+
+    async def run(rt: Runtime) -> int:
+        handled = 0
+        while batch := await dispatch_once(rt, consumer):
+            handled += batch
+            if batch < consumer.batch_size:
+                break
+        return handled
+
+    return PeriodicJob(f"outbox:{consumer.name}", interval_seconds, run)
+
+
+CONSUMERS: list[Consumer] = []  # each feature registers its outbox consumer here
+
 JOBS: list[PeriodicJob] = [
     PeriodicJob("purge-refresh-tokens", 3600, purge_refresh_tokens),
     PeriodicJob("expire-holds", 1.0, expire_holds),
 ]
 
 
+def all_jobs() -> list[PeriodicJob]:
+    return [*JOBS, *(outbox_job(c) for c in CONSUMERS)]
+
+
 class JobRunner:
     def __init__(self, rt: Runtime, jobs: list[PeriodicJob] | None = None) -> None:
         self.rt = rt
-        self.jobs = list(JOBS if jobs is None else jobs)
+        self.jobs = list(all_jobs() if jobs is None else jobs)
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
