@@ -348,3 +348,13 @@ async def test_concurrent_holds_never_share_a_seat(ledger: SeatLedger):
     counts = await ledger.counts(SESSION)
     assert counts["front"].held == len(flat)
     await assert_balanced(ledger)
+
+
+async def test_an_unforced_load_leaves_a_loaded_session_alone(ledger: SeatLedger):
+    # given a hold taken after the session was loaded
+    await ledger.hold(SESSION, req("h1", tier_id="ga", quantity=3), now_ms=NOW)
+    version = (await ledger.snapshot(SESSION, now_ms=NOW)).version
+    # when a second process, which also found it missing a moment ago, loads it
+    assert await ledger.load(small_session(), now_ms=NOW, force=False) == version
+    # then the hold survives
+    assert (await ledger.get(SESSION, "h1", now_ms=NOW)).units == {"ga": 3}

@@ -127,9 +127,11 @@ class Snapshot:
 
 
 class SeatLedger(Protocol):
-    async def load(self, spec: SessionSpec, *, now_ms: int) -> int:
+    async def load(self, spec: SessionSpec, *, now_ms: int, force: bool = True) -> int:
         """Replace the session's state with ``spec`` (the database's truth); return the new
-        version, larger than any version the session had before."""
+        version, larger than any version the session had before. With ``force=False`` a
+        session that is already loaded is left alone (so two processes that both found it
+        missing cannot wipe holds taken in between); its current version is returned."""
         ...
 
     async def is_loaded(self, session_id: str) -> bool: ...

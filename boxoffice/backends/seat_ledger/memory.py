@@ -256,7 +256,9 @@ class MemorySeatLedger:
 
     # -- the port ----------------------------------------------------------------------------
 
-    async def load(self, spec: SessionSpec, *, now_ms: int) -> int:
+    async def load(self, spec: SessionSpec, *, now_ms: int, force: bool = True) -> int:
+        if not force and spec.session_id in self._sessions:
+            return self._sessions[spec.session_id].version
         tiers = {
             t.tier_id: _Tier(
                 capacity=t.capacity, seated=t.seated, free=t.capacity, quotas=dict(t.quotas)

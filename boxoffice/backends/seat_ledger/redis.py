@@ -129,7 +129,7 @@ class RedisSeatLedger:
         else:
             await self._redis.zrem(ACTIVE_KEY, session_id)
 
-    async def load(self, spec: SessionSpec, *, now_ms: int) -> int:
+    async def load(self, spec: SessionSpec, *, now_ms: int, force: bool = True) -> int:
         rows = rows_by_tier(spec.seats)
         payload = {
             "tiers": [
@@ -150,7 +150,9 @@ class RedisSeatLedger:
                 for t in spec.taken
             ],
         }
-        reply = await self._call("load", spec.session_id, now_ms, orjson.dumps(payload).decode())
+        reply = await self._call(
+            "load", spec.session_id, now_ms, orjson.dumps(payload).decode(), "1" if force else "0"
+        )
         pending = [t.until_ms for t in spec.taken if not t.sold and t.until_ms]
         if pending:
             await self._redis.zadd(ACTIVE_KEY, {spec.session_id: min(pending)}, lt=True)

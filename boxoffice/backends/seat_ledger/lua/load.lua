@@ -2,8 +2,12 @@
 -- ARGV: now ms, spec JSON {"tiers":[{"id","cap","seated","quotas":{ch:n}}],
 --   "seats":[[id, tier, blocked 0/1], ...], "rows":{tier: rows JSON string},
 --   "taken":[{"id","u","seats":[..],"units":{tier:n},"sold":bool,"until":ms}]}
+-- ARGV[3]: '1' replaces a loaded session, '0' leaves it alone (replies its version).
 -- The new version is max(old + 1, now * 1000), so versions only ever increase, even when
 -- Redis lost the session (clients compare versions to notice gaps).
+if ARGV[3] == '0' and loaded() then
+  return '{"ok":true,"v":' .. version_string(tonumber(redis.call('HGET', P .. 'meta', 'version'))) .. '}'
+end
 local now = tonumber(ARGV[1])
 local spec = cjson.decode(ARGV[2])
 local old = tonumber(redis.call('HGET', P .. 'meta', 'version') or '0')
