@@ -19,6 +19,7 @@ from sqlmodel import col, delete
 from boxoffice.clock import utcnow
 from boxoffice.models.identity import RefreshToken
 from boxoffice.runtime import Runtime
+from boxoffice.services.catalog_statuses import refresh_statuses
 
 log = logging.getLogger("boxoffice.jobs")
 
@@ -40,7 +41,19 @@ async def purge_refresh_tokens(rt: Runtime) -> int:
     return int(result.rowcount or 0)
 
 
-JOBS: list[PeriodicJob] = [PeriodicJob("purge-refresh-tokens", 3600, purge_refresh_tokens)]
+async def refresh_catalog_statuses(rt: Runtime) -> int:
+    """Keep the stored event and session statuses current (reads already derive them
+    exactly); drop the cached home pages when something changed."""
+    changed = await refresh_statuses(rt.db)
+    if changed:
+        await rt.catalog_cache.invalidate(home=True)
+    return changed
+
+
+JOBS: list[PeriodicJob] = [
+    PeriodicJob("purge-refresh-tokens", 3600, purge_refresh_tokens),
+    PeriodicJob("catalog-statuses", 30, refresh_catalog_statuses),
+]
 
 
 class JobRunner:

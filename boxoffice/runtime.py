@@ -17,8 +17,10 @@ from boxoffice.metrics import Metrics
 from boxoffice.providers.messaging import SandboxMessaging
 from boxoffice.providers.wechat import SandboxWechat, WechatOAuth
 from boxoffice.services.access_tokens import AccessTokens
+from boxoffice.services.catalog_cache import CatalogCache
 from boxoffice.services.passwords import PasswordHasher
 from boxoffice.services.sign_in import AuthKit
+from boxoffice.services.view_counts import ViewCounts
 
 
 @dataclass
@@ -29,11 +31,15 @@ class Runtime:
     auth: AuthKit
     messaging: SandboxMessaging
     wechat: WechatOAuth
+    catalog_cache: CatalogCache
+    view_counts: ViewCounts
     metrics: Metrics = field(default_factory=Metrics)
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:
+        await self.view_counts.stop()
+        await self.catalog_cache.stop()
         await self.backends.close()
         await self.db.dispose()
 
@@ -58,6 +64,10 @@ def make_auth(settings: Settings) -> AuthKit:
 async def open_runtime(settings: Settings) -> Runtime:
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     backends = await open_backends(settings.redis_url)
+    catalog_cache = CatalogCache(backends.broker)
+    await catalog_cache.start()
+    view_counts = ViewCounts(db)
+    view_counts.start()
     return Runtime(
         settings=settings,
         db=db,
@@ -65,4 +75,6 @@ async def open_runtime(settings: Settings) -> Runtime:
         auth=make_auth(settings),
         messaging=SandboxMessaging(db),
         wechat=SandboxWechat(backends.codes),
+        catalog_cache=catalog_cache,
+        view_counts=view_counts,
     )
