@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+from sqlmodel import select
 
 from boxoffice.clock import utcnow
-from boxoffice.models.identity import Role
+from boxoffice.models.identity import AuditEntry, Role
 from boxoffice.runtime import Runtime
 from tests.helpers import gql, make_tenant, make_user, token_for
 
@@ -195,3 +196,17 @@ async def test_organizer_builds_and_customer_finds(client: httpx.AsyncClient, rt
     seats = detail.data["sessionAvailability"]["seats"]
     assert len(seats) == 32 and {s["status"] for s in seats} == {"AVAILABLE"}
     assert len(detail.data["sessionAvailability"]["compact"]["ids"]) == 32
+    # and every admin write left an audit entry
+    async with rt.db.read() as s:
+        entries = (await s.exec(select(AuditEntry).where(AuditEntry.tenant_id == tenant.id))).all()
+        actions = sorted(e.action for e in entries if not e.action.startswith("user."))
+    assert {e.actor_id for e in entries if not e.action.startswith("user.")} == {organizer.id}
+    assert actions == [
+        "event.create",
+        "event.publish",
+        "seat_map.create",
+        "session.create",
+        "tier.create",
+        "tier.create",
+        "venue.create",
+    ]

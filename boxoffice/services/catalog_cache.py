@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import orjson
 
 from boxoffice.backends.broker import RESYNC, Broker, channels
+from boxoffice.ids import new_id
 
 log = logging.getLogger("boxoffice.catalog_cache")
 
@@ -53,6 +54,7 @@ class CatalogCache:
         self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._loading: dict[Hashable, asyncio.Future[Any]] = {}
         self._generation = 0
+        self._origin = new_id()
         self._listener: asyncio.Task[None] | None = None
         self.hits = 0
         self.misses = 0
@@ -90,6 +92,8 @@ class CatalogCache:
             self.clear()
             return
         payload = orjson.loads(message)
+        if payload.get("origin") == self._origin:
+            return  # our own, applied when it was sent
         self._drop(payload.get("events") or (), home=bool(payload.get("home")))
 
     def _drop(self, event_ids: Iterable[str], *, home: bool) -> None:
@@ -153,7 +157,7 @@ class CatalogCache:
         A failed publish is logged: other processes then serve the old value until its TTL."""
         ids = sorted(set(event_ids))
         self._drop(ids, home=home)
-        message = orjson.dumps({"events": ids, "home": home}).decode()
+        message = orjson.dumps({"origin": self._origin, "events": ids, "home": home}).decode()
         try:
             await self._broker.publish(channels.catalog_invalidation(), message)
         except Exception:
