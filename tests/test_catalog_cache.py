@@ -11,6 +11,7 @@ from sqlmodel import col, update
 
 from boxoffice.backends.broker import RESYNC, Broker
 from boxoffice.models.events import Event
+from boxoffice.models.home import Banner
 from boxoffice.models.identity import Role
 from boxoffice.runtime import Runtime, open_runtime
 from boxoffice.services import events
@@ -29,7 +30,8 @@ async def _sneak_title(rt: Runtime, event_id: str, title: str) -> None:
 
 
 async def test_event_page_is_cached_until_an_admin_write(client: httpx.AsyncClient, rt: Runtime):
-    # given a published event that has been read once
+    # given a published event that has been read once (and a TTL longer than the test)
+    rt.catalog_cache.ttl_seconds = 300
     tenant = await make_tenant(rt, "A")
     organizer = await token_for(rt, await make_user(rt, "o@a.example", Role.ORGANIZER, tenant))
     published = await make_published_event(rt, tenant, await make_venue(rt, tenant), "Old")
@@ -48,8 +50,12 @@ async def test_event_page_is_cached_until_an_admin_write(client: httpx.AsyncClie
 
 
 async def test_home_is_cached_until_a_banner_changes(client: httpx.AsyncClient, rt: Runtime):
+    rt.catalog_cache.ttl_seconds = 300
     operator = await token_for(rt, await make_user(rt, "op@example.com", Role.OPERATOR))
     home = "{ home { banners { title } } }"
+    assert (await gql(client, home)).data["home"]["banners"] == []
+    async with rt.db.write() as session:
+        session.add(Banner(title="Sneaked", image_url="https://x/a.png", sort_order=1))
     assert (await gql(client, home)).data["home"]["banners"] == []
     made = await gql(
         client,
@@ -57,13 +63,17 @@ async def test_home_is_cached_until_a_banner_changes(client: httpx.AsyncClient, 
         token=operator,
     )
     assert not made.errors, made.body
-    assert (await gql(client, home)).data["home"]["banners"] == [{"title": "Spring"}]
+    assert (await gql(client, home)).data["home"]["banners"] == [
+        {"title": "Spring"},
+        {"title": "Sneaked"},
+    ]
 
 
 @pytest.mark.parametrize("backend", ["pg_redis"], indirect=True)
 async def test_invalidation_reaches_other_processes(rt: Runtime):
     # given a second process sharing the database and Redis, both having cached the event
     other = await open_runtime(rt.settings)
+    rt.catalog_cache.ttl_seconds = other.catalog_cache.ttl_seconds = 300
     try:
         tenant = await make_tenant(rt, "A")
         published = await make_published_event(rt, tenant, await make_venue(rt, tenant), "Old")

@@ -84,6 +84,7 @@ async def test_a_page_of_events_costs_a_constant_number_of_statements(
 async def test_event_page_is_served_from_the_cache_but_availability_is_not(
     client: httpx.AsyncClient, rt: Runtime
 ):
+    rt.catalog_cache.ttl_seconds = 300
     tenant = await make_tenant(rt, "A")
     published = await make_published_event(rt, tenant, await make_venue(rt, tenant))
     detail = """query($id: ID!) { event(id: $id) { id title venue { name }

@@ -73,6 +73,7 @@ async def test_concurrent_marks_count_exactly(rt: Runtime):
 
 
 async def test_views_are_counted_off_the_hot_path(client: httpx.AsyncClient, rt: Runtime):
+    await rt.view_counts.stop()  # no periodic flush during the test: we flush by hand
     tenant = await make_tenant(rt, "A")
     show = await make_published_event(rt, tenant, await make_venue(rt, tenant))
     detail = "query($id: ID!) { event(id: $id) { viewCount } }"
@@ -82,6 +83,7 @@ async def test_views_are_counted_off_the_hot_path(client: httpx.AsyncClient, rt:
     async with rt.db.read() as s:
         stored = await s.get(Event, show.id)
     assert stored is not None and stored.view_count == 0
+    assert rt.view_counts.pending == 5
     assert await rt.view_counts.flush() == 5
     async with rt.db.read() as s:
         stored = await s.get(Event, show.id)
