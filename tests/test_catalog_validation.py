@@ -493,14 +493,22 @@ async def test_cancelled_events_are_final(client: httpx.AsyncClient, world: dict
     first = await gql(client, cancel, {"id": world["event"].id}, token=world["token"])
     assert first.data["cancelEvent"] == {"status": "CANCELLED", "cancelReason": "storm"}
     again = await gql(client, cancel, {"id": world["event"].id}, token=world["token"])
-    _bad(again, "eventId")
+    _bad(again, "id")
     edit = await gql(
         client,
         'mutation($id: ID!) { updateEvent(id: $id, input: {title: "back"}) { id } }',
         {"id": world["event"].id},
         token=world["token"],
     )
-    _bad(edit, "eventId")
+    _bad(edit, "id")
+    starts = utcnow() + timedelta(days=3)
+    more = await gql(
+        client,
+        CREATE_SESSION,
+        {"i": {"eventId": world["event"].id, **_times(starts)}},
+        token=world["token"],
+    )
+    _bad(more, "eventId")
 
 
 async def test_event_filter_inputs(client: httpx.AsyncClient, world: dict[str, Any]):

@@ -10,7 +10,7 @@ from boxoffice.models.events import Event
 from boxoffice.models.identity import Role
 from boxoffice.runtime import Runtime
 from boxoffice.services import events
-from tests.catalog_factories import make_event, make_published_event, make_venue
+from tests.catalog_factories import OPERATOR, make_event, make_published_event, make_venue
 from tests.helpers import gql, make_tenant, make_user, token_for, viewer_for
 
 MARK = """mutation($e: ID!, $w: Boolean!) { markWantToSee(eventId: $e, want: $w) {
@@ -34,7 +34,12 @@ async def test_marking_and_unmarking(client: httpx.AsyncClient, rt: Runtime):
     mine = (await gql(client, MINE, token=fan)).data["myWantToSee"]
     assert mine["totalCount"] == 1
     assert mine["edges"][0]["node"] == {"title": "Show", "wantToSee": True}
+    # a cancelled event stays on the list (the fan wants to know)
+    await events.cancel_event(db=rt.db, cache=rt.catalog_cache, viewer=OPERATOR, event_id=show.id)
+    cancelled = (await gql(client, MINE, token=fan)).data["myWantToSee"]
+    assert cancelled["totalCount"] == 1
     unmarked = await gql(client, MARK, {"e": show.id, "w": False}, token=fan)
+
     assert unmarked.data["markWantToSee"] == {"wantCount": 0, "wantToSee": False}
     assert (await gql(client, MARK, {"e": show.id, "w": False}, token=fan)).data["markWantToSee"][
         "wantCount"

@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 
 from boxoffice.clock import utcnow
+from boxoffice.models.events import TierStatus
 from boxoffice.schema.availability import SessionAvailability
 from boxoffice.schema.catalog import (
     Banner,
@@ -374,7 +375,7 @@ class CatalogMutation:
             description=input.description,
             limit_per_order=input.limit_per_order,
             sort_order=input.sort_order,
-            status=input.status or tiers.TierStatus.ACTIVE,
+            status=input.status or TierStatus.ACTIVE,
         )
         return TicketTier.from_model(tier)
 

@@ -127,7 +127,7 @@ async def create_session(
         event = await get_for_write(
             session, Event, event_id, viewer=viewer, field="eventId", lock=True
         )
-        require_editable(event)
+        require_editable(event, field="eventId")
         if seat_map_id is not None:
             await _seat_map_for(session, seat_map_id, event)
         count = (

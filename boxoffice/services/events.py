@@ -90,9 +90,11 @@ def _names(values: Sequence[str] | None, *, field: str, limit: int, length: int)
     return out
 
 
-def require_editable(event: Event) -> None:
+def require_editable(event: Event, *, field: str = "id") -> None:
+    """Cancelled and ended events are final (BAD_USER_INPUT naming ``field``, the input that
+    led to the event)."""
     if event.status == EventStatus.CANCELLED or event_status(event) == EventStatus.ENDED:
-        raise CatalogStateInvalid(f"The event is {event_status(event)}.", field="eventId")
+        raise CatalogStateInvalid(f"The event is {event_status(event)}.", field=field)
 
 
 async def lock_event(session: AsyncSession, event_id: str) -> Event:

@@ -2,9 +2,10 @@
 
 Filters combine with AND: ``keyword`` (every whitespace-separated term in the title,
 performers, venue name, tags or city; see ``search_text``), ``city``, ``category``,
-``tenant_id``, ``statuses`` (default: what is live — UPCOMING, ON_SALE, SOLD_OUT), and a
-date range matching events with a session starting in ``[date_from, date_to]``. Drafts show
-only to their tenant's staff and to operators, and only when asked for by status.
+``tenant_id``, ``statuses`` (default: what is live — UPCOMING, ON_SALE, SOLD_OUT; for a
+user's want-to-see list, every published status), and a date range matching events with a
+session starting in ``[date_from, date_to]``. Drafts show only to their tenant's staff and to
+operators, and only when asked for by status.
 
 Sorts: START_TIME (first session, ascending), POPULARITY (want-to-see, then views,
 descending), PRICE (lowest active tier price, ascending), NEWEST (published, descending); each
@@ -116,6 +117,8 @@ def conditions(
         out.append(visible)
     if query.statuses:
         out.append(or_(*(event_status_condition(s, now) for s in query.statuses)))
+    elif query.wanted_by:
+        out.append(col(Event.status) != EventStatus.DRAFT)
     else:
         out.append(live_condition(now))
     if query.terms:

@@ -67,12 +67,12 @@ def _limit_per_order(value: int | None) -> int:
 
 
 async def _editable_session(
-    session: AsyncSession, session_id: str, viewer: Viewer, *, field: str | None
+    session: AsyncSession, session_id: str, viewer: Viewer, *, field: str | None, state_field: str
 ) -> tuple[EventSession, Event]:
     found = await get_for_write(session, EventSession, session_id, viewer=viewer, field=field)
     event = await lock_event(session, found.event_id)
     await session.refresh(found)
-    require_editable(event)
+    require_editable(event, field=state_field)
     return found, event
 
 
@@ -185,7 +185,7 @@ async def create_tier(
     try:
         async with db.write() as session:
             event_session, event = await _editable_session(
-                session, session_id, viewer, field="sessionId"
+                session, session_id, viewer, field="sessionId", state_field="sessionId"
             )
             tenant = await session.get(Tenant, event_session.tenant_id)
             count = (
@@ -263,7 +263,9 @@ async def update_tier(
     below what was sold; a seated tier's capacity follows its seats."""
     async with db.write() as session:
         tier = await get_for_write(session, TicketTier, tier_id, viewer=viewer)
-        _, event = await _editable_session(session, tier.session_id, viewer, field=None)
+        _, event = await _editable_session(
+            session, tier.session_id, viewer, field=None, state_field="id"
+        )
         await session.refresh(tier)
         before = audit.snapshot(tier, TIER_FIELDS)
         if name is not None:
@@ -315,7 +317,9 @@ async def delete_tier(*, db: Database, cache: CatalogCache, viewer: Viewer, tier
     """Delete a tier without sales; its seats leave the session (blocked ones stay blocked)."""
     async with db.write() as session:
         tier = await get_for_write(session, TicketTier, tier_id, viewer=viewer)
-        _, event = await _editable_session(session, tier.session_id, viewer, field=None)
+        _, event = await _editable_session(
+            session, tier.session_id, viewer, field=None, state_field="id"
+        )
         await session.refresh(tier)
         if tier.reserved > 0:
             raise CatalogStateInvalid(
@@ -363,7 +367,9 @@ async def set_seats_blocked(
     if len(wanted) > MAX_BLOCK_BATCH:
         raise BadUserInput(f"At most {MAX_BLOCK_BATCH} seats at a time.", field="seatIds")
     async with db.write() as session:
-        event_session, event = await _editable_session(session, session_id, viewer, field=None)
+        event_session, event = await _editable_session(
+            session, session_id, viewer, field=None, state_field="sessionId"
+        )
         if event_session.seat_map_id is None:
             raise BadUserInput("The session has no seat map.", field="sessionId")
         found = set(
