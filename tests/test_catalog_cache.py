@@ -198,3 +198,25 @@ async def test_resync_drops_everything():
     finally:
         await cache.stop()
         await broker.disconnect()
+
+
+async def test_a_caller_going_away_does_not_cancel_the_shared_load():
+    cache, broker = await _cache()
+    try:
+        gate = asyncio.Event()
+
+        async def load() -> str:
+            await gate.wait()
+            return "value"
+
+        first = asyncio.create_task(cache.get_or_load(("k",), load))
+        second = asyncio.create_task(cache.get_or_load(("k",), load))
+        await asyncio.sleep(0)
+        first.cancel()
+        gate.set()
+        assert await second == "value"
+        assert first.cancelled()
+        assert cache.get(("k",)) == "value"
+    finally:
+        await cache.stop()
+        await broker.disconnect()

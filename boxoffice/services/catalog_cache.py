@@ -52,7 +52,7 @@ class CatalogCache:
         self.ttl_seconds = ttl_seconds
         self._max_entries = max_entries
         self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
-        self._loading: dict[Hashable, asyncio.Future[Any]] = {}
+        self._loading: dict[Hashable, asyncio.Task[Any]] = {}
         self._generation = 0
         self._origin = new_id()
         self._listener: asyncio.Task[None] | None = None
@@ -126,28 +126,27 @@ class CatalogCache:
             self._entries.popitem(last=False)
 
     async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
-        """The cached value of ``key``, or ``load()``'s (shared by concurrent callers, cached
-        unless an invalidation happened meanwhile). ``None`` results are not cached."""
+        """The cached value of ``key``, or ``load()``'s. Concurrent misses share one load,
+        which runs as its own task (a caller that goes away does not cancel it for the
+        others); its value is cached unless an invalidation happened meanwhile. ``None``
+        results are not cached; a failed load fails every caller waiting for it."""
         cached = self.get(key)
         if cached is not None:
             self.hits += 1
             return cached
         self.misses += 1
-        pending = self._loading.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        generation = self._generation
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.create_task(self._load(key, load, self._generation))
+            task.add_done_callback(_retrieve)
+            self._loading[key] = task
+        return await asyncio.shield(task)
+
+    async def _load(self, key: Hashable, load: Callable[[], Awaitable[T]], generation: int) -> T:
         try:
             value = await load()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiting callers re-raise it, nobody else must
-            raise
         finally:
             self._loading.pop(key, None)
-        future.set_result(value)
         if value is not None and generation == self._generation:
             self._put(key, value)
         return value
@@ -162,3 +161,9 @@ class CatalogCache:
             await self._broker.publish(channels.catalog_invalidation(), message)
         except Exception:
             log.exception("could not publish a catalog invalidation")
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a load's failure as seen even if every caller went away meanwhile."""
+    if not task.cancelled():
+        task.exception()
