@@ -1,4 +1,5 @@
-"""``boxoffice seed-demo``: an idempotent demo platform to click through.
+"""``boxoffice seed-demo``: an idempotent demo platform to click through (accounts here, the
+catalog in ``demo_catalog``).
 
 Re-running it finds what exists (by e-mail and by name) and creates only what is missing.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from boxoffice.demo_catalog import seed_catalog
 from boxoffice.errors import AlreadyExists
 from boxoffice.models.identity import Membership, Role, Tenant, TenantStatus, User
 from boxoffice.runtime import Runtime
@@ -67,9 +69,14 @@ async def seed_demo(rt: Runtime) -> list[str]:
     """Create (or find) the demo data; return the lines to print."""
     tenants = [await _tenant(rt, name, theme) for name, theme in DEMO_TENANTS]
     lines = [f"tenant  {t.id}  {t.name}" for t in tenants]
+    operator: User | None = None
     for email, role, tenant_index in DEMO_ACCOUNTS:
         tenant = tenants[tenant_index] if tenant_index is not None else None
         user = await _account(rt, email, role, tenant)
+        if role == Role.OPERATOR:
+            operator = user
         where = f"  ({tenant.name})" if tenant else ""
         lines.append(f"{role.value:<9} {email}  password: {DEMO_PASSWORD}  id: {user.id}{where}")
+    assert operator is not None
+    lines += await seed_catalog(rt, tenants, operator)
     return lines

@@ -20,6 +20,7 @@ from boxoffice.backends.seat_ledger import LedgerNotLoaded
 from boxoffice.clock import utcnow
 from boxoffice.models.identity import RefreshToken
 from boxoffice.runtime import Runtime
+from boxoffice.services.catalog_statuses import refresh_statuses
 from boxoffice.services.outbox import Consumer, dispatch_once
 
 log = logging.getLogger("boxoffice.jobs")
@@ -40,6 +41,15 @@ async def purge_refresh_tokens(rt: Runtime) -> int:
             delete(RefreshToken).where(col(RefreshToken.expires_at) < cutoff)
         )
     return int(result.rowcount or 0)
+
+
+async def refresh_catalog_statuses(rt: Runtime) -> int:
+    """Keep the stored event and session statuses current (reads already derive them
+    exactly); drop the cached home pages when something changed."""
+    changed = await refresh_statuses(rt.db)
+    if changed:
+        await rt.catalog_cache.invalidate(home=True)
+    return changed
 
 
 async def expire_holds(rt: Runtime) -> int:
@@ -75,6 +85,7 @@ CONSUMERS: list[Consumer] = []  # each feature registers its outbox consumer her
 JOBS: list[PeriodicJob] = [
     PeriodicJob("purge-refresh-tokens", 3600, purge_refresh_tokens),
     PeriodicJob("expire-holds", 1.0, expire_holds),
+    PeriodicJob("catalog-statuses", 30, refresh_catalog_statuses),
 ]
 
 

@@ -17,9 +17,11 @@ from boxoffice.metrics import Metrics
 from boxoffice.providers.messaging import SandboxMessaging
 from boxoffice.providers.wechat import SandboxWechat, WechatOAuth
 from boxoffice.services.access_tokens import AccessTokens
+from boxoffice.services.catalog_cache import CatalogCache
 from boxoffice.services.passwords import PasswordHasher
 from boxoffice.services.queue_tokens import QueueTokens
 from boxoffice.services.sign_in import AuthKit
+from boxoffice.services.view_counts import ViewCounts
 
 
 @dataclass
@@ -31,11 +33,15 @@ class Runtime:
     messaging: SandboxMessaging
     wechat: WechatOAuth
     queue_tokens: QueueTokens
+    catalog_cache: CatalogCache
+    view_counts: ViewCounts
     metrics: Metrics = field(default_factory=Metrics)
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:
+        await self.view_counts.stop()
+        await self.catalog_cache.stop()
         await self.backends.close()
         await self.db.dispose()
 
@@ -68,6 +74,10 @@ def make_queue_tokens(settings: Settings) -> QueueTokens:
 async def open_runtime(settings: Settings) -> Runtime:
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     backends = await open_backends(settings.redis_url)
+    catalog_cache = CatalogCache(backends.broker)
+    await catalog_cache.start()
+    view_counts = ViewCounts(db)
+    view_counts.start()
     return Runtime(
         settings=settings,
         db=db,
@@ -76,4 +86,6 @@ async def open_runtime(settings: Settings) -> Runtime:
         messaging=SandboxMessaging(db),
         wechat=SandboxWechat(backends.codes),
         queue_tokens=make_queue_tokens(settings),
+        catalog_cache=catalog_cache,
+        view_counts=view_counts,
     )

@@ -138,3 +138,8 @@ class channels:
     @staticmethod
     def user_notifications(user_id: str) -> str:
         return f"bo:notify:{user_id}"
+
+    @staticmethod
+    def catalog_invalidation() -> str:
+        """Admin writes tell every process which cached catalog reads to drop."""
+        return "bo:catalog:invalidate"

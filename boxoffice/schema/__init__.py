@@ -20,13 +20,14 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from boxoffice.config import Settings
+from boxoffice.resolvers.catalog import CatalogMutation, CatalogQuery
 from boxoffice.resolvers.identity import IdentityMutation, IdentityQuery
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
 from boxoffice.subscriptions.identity import IdentitySubscription
 
-Query = merge_types("Query", (IdentityQuery,))
-Mutation = merge_types("Mutation", (IdentityMutation,))
+Query = merge_types("Query", (IdentityQuery, CatalogQuery))
+Mutation = merge_types("Mutation", (IdentityMutation, CatalogMutation))
 Subscription = merge_types("Subscription", (IdentitySubscription,))
 
 PARSE_CACHE_SIZE = 1024

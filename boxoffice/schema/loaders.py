@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from typing import Any
 
 from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
+from boxoffice.models.events import Event, EventSession, SessionSeat, TicketTier, WantToSee
 from boxoffice.models.identity import Membership, Tenant, User
+from boxoffice.models.venues import Seat, SeatMap, Venue
 from boxoffice.runtime import Runtime
+from boxoffice.services import availability, seat_maps
 from boxoffice.services.accounts import LIVE_TENANT_STATUSES
+from boxoffice.services.availability import SessionAvailability
+from boxoffice.services.events import MAX_SESSIONS_PER_EVENT
 
 
 class Loaders:
@@ -57,5 +63,155 @@ class Loaders:
                 for membership in rows.all():
                     grouped[membership.user_id].append(membership)
             return [grouped[u] for u in user_ids]
+
+        return DataLoader(load_fn=load)
+
+    def _by_id(self, model: type[Any]) -> DataLoader[str, Any]:
+        async def load(ids: Sequence[str]) -> list[Any]:
+            async with self.rt.db.read() as session:
+                rows = await session.exec(select(model).where(col(model.id).in_(ids)))
+                found = {row.id: row for row in rows.all()}
+            return [found.get(i) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def event_by_id(self) -> DataLoader[str, Event | None]:
+        return self._by_id(Event)
+
+    @cached_property
+    def venue_by_id(self) -> DataLoader[str, Venue | None]:
+        return self._by_id(Venue)
+
+    @cached_property
+    def seat_map_by_id(self) -> DataLoader[str, SeatMap | None]:
+        return self._by_id(SeatMap)
+
+    @cached_property
+    def session_by_id(self) -> DataLoader[str, EventSession | None]:
+        return self._by_id(EventSession)
+
+    @cached_property
+    def sessions_by_event(self) -> DataLoader[str, list[EventSession]]:
+        """Each event's sessions by start time (at most ``MAX_SESSIONS_PER_EVENT``)."""
+
+        async def load(event_ids: Sequence[str]) -> list[list[EventSession]]:
+            grouped: dict[str, list[EventSession]] = {e: [] for e in event_ids}
+            async with self.rt.db.read() as session:
+                rows = await session.exec(
+                    select(EventSession)
+                    .where(col(EventSession.event_id).in_(event_ids))
+                    .order_by(col(EventSession.starts_at), col(EventSession.id))
+                )
+                for row in rows.all():
+                    if len(grouped[row.event_id]) < MAX_SESSIONS_PER_EVENT:
+                        grouped[row.event_id].append(row)
+            return [grouped[e] for e in event_ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def tiers_by_session(self) -> DataLoader[str, list[TicketTier]]:
+        """Each session's tiers (every status) by sort order."""
+
+        async def load(session_ids: Sequence[str]) -> list[list[TicketTier]]:
+            grouped: dict[str, list[TicketTier]] = {s: [] for s in session_ids}
+            async with self.rt.db.read() as session:
+                rows = await session.exec(
+                    select(TicketTier)
+                    .where(col(TicketTier.session_id).in_(session_ids))
+                    .order_by(col(TicketTier.sort_order), col(TicketTier.id))
+                )
+                for row in rows.all():
+                    grouped[row.session_id].append(row)
+            return [grouped[s] for s in session_ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def seat_maps_by_venue(self) -> DataLoader[str, list[SeatMap]]:
+        async def load(venue_ids: Sequence[str]) -> list[list[SeatMap]]:
+            grouped: dict[str, list[SeatMap]] = {v: [] for v in venue_ids}
+            async with self.rt.db.read() as session:
+                rows = await session.exec(
+                    select(SeatMap)
+                    .where(col(SeatMap.venue_id).in_(venue_ids))
+                    .order_by(col(SeatMap.created_at), col(SeatMap.id))
+                )
+                for row in rows.all():
+                    grouped[row.venue_id].append(row)
+            return [grouped[v] for v in venue_ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def seats_by_seat_map(self) -> DataLoader[str, list[Seat]]:
+        """Every seat of each map in drawing order (maps never change: cached per process)."""
+
+        async def load(seat_map_ids: Sequence[str]) -> list[list[Seat]]:
+            return [
+                await seat_maps.load_seats(
+                    db=self.rt.db, cache=self.rt.catalog_cache, seat_map_id=seat_map_id
+                )
+                for seat_map_id in seat_map_ids
+            ]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def seat_tiers_by_session(self) -> DataLoader[str, dict[str, str | None]]:
+        """Per session: seat id -> the tier that sells it (None: blocked outside any tier)."""
+
+        async def load(session_ids: Sequence[str]) -> list[dict[str, str | None]]:
+            grouped: dict[str, dict[str, str | None]] = {s: {} for s in session_ids}
+            async with self.rt.db.read() as session:
+                rows = await session.exec(
+                    select(SessionSeat.session_id, SessionSeat.seat_id, SessionSeat.tier_id).where(
+                        col(SessionSeat.session_id).in_(session_ids)
+                    )
+                )
+                for session_id, seat_id, tier_id in rows.all():
+                    grouped[session_id][seat_id] = tier_id
+            return [grouped[s] for s in session_ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def availability_by_session(self) -> DataLoader[str, SessionAvailability]:
+        """Tier counts and seat statuses, through the availability seam (never cached)."""
+
+        async def load(session_ids: Sequence[str]) -> list[SessionAvailability]:
+            found = await availability.load_availability(db=self.rt.db, session_ids=session_ids)
+            return [found[s] for s in session_ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def tier_availability_by_session(self) -> DataLoader[str, SessionAvailability]:
+        """Tier counts only (no seats), through the availability seam (never cached)."""
+
+        async def load(session_ids: Sequence[str]) -> list[SessionAvailability]:
+            found = await availability.load_availability(
+                db=self.rt.db, session_ids=session_ids, seats=False
+            )
+            return [found[s] for s in session_ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def want_to_see_by_user_event(self) -> DataLoader[tuple[str, str], bool]:
+        """Whether a user marked an event 想看; keys are ``(user_id, event_id)``."""
+
+        async def load(keys: Sequence[tuple[str, str]]) -> list[bool]:
+            users = sorted({u for u, _ in keys})
+            events = sorted({e for _, e in keys})
+            async with self.rt.db.read() as session:
+                rows = await session.exec(
+                    select(WantToSee.user_id, WantToSee.event_id).where(
+                        col(WantToSee.user_id).in_(users), col(WantToSee.event_id).in_(events)
+                    )
+                )
+                marked = {(user_id, event_id) for user_id, event_id in rows.all()}
+            return [key in marked for key in keys]
 
         return DataLoader(load_fn=load)

@@ -91,3 +91,20 @@ def aware(value: datetime, *, field: str) -> datetime:
     if value.tzinfo is None:
         raise BadUserInput(f"{field} must include a UTC offset", field=field)
     return value
+
+
+def time_window(
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    *,
+    start_field: str = "startsAt",
+    end_field: str = "endsAt",
+) -> tuple[datetime | None, datetime | None]:
+    """An optional [starts_at, ends_at) window: aware datetimes, the end after the start."""
+    if starts_at is not None:
+        aware(starts_at, field=start_field)
+    if ends_at is not None:
+        aware(ends_at, field=end_field)
+    if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+        raise BadUserInput(f"{end_field} must come after {start_field}", field=end_field)
+    return starts_at, ends_at
