@@ -22,6 +22,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
+from boxoffice import payment_routes
 from boxoffice.config import Settings
 from boxoffice.errors import BoxofficeError
 from boxoffice.http_middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -134,8 +135,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         Route("/readyz", readyz),
         Route("/metrics", metrics),
     ]
+    routes.append(Route("/payments/{channel}/notify", payment_routes.notify, methods=["POST"]))
     if settings.sandbox_payments_enabled:
         routes.append(Route("/sandbox/messages", sandbox_messages))
+        routes.append(
+            Route(
+                "/sandbox/payments/{payment_no}/complete",
+                payment_routes.sandbox_complete,
+                methods=["POST"],
+            )
+        )
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),

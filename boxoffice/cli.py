@@ -138,6 +138,29 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_rebuild_inventory(args: argparse.Namespace, settings: Settings) -> int:
+    from boxoffice.runtime import open_runtime
+    from boxoffice.services import inventory
+
+    async def run() -> list[str]:
+        rt = await open_runtime(settings)
+        try:
+            lines = []
+            for session_id in args.sessions:
+                rules = await rt.session_rules.get(session_id)
+                version = await inventory.load_ledger(
+                    db=rt.db, ledger=rt.backends.ledger, rules=rules, force=True
+                )
+                lines.append(f"rebuilt {session_id} (version {version})")
+            return lines
+        finally:
+            await rt.close()
+
+    for line in asyncio.run(run()):
+        print(line)
+    return 0
+
+
 def cmd_export_schema(_args: argparse.Namespace, settings: Settings) -> int:
     from boxoffice.schema import build_schema
 
@@ -168,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--tenant", default=None, help="tenant id (ORGANIZER and CHECKIN)")
     create.set_defaults(func=cmd_create_user)
+    rebuild = sub.add_parser(
+        "rebuild-inventory", help="rebuild sessions' seat ledger from the database (sold, unpaid)"
+    )
+    rebuild.add_argument("sessions", nargs="+", metavar="SESSION")
+    rebuild.set_defaults(func=cmd_rebuild_inventory)
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         func=cmd_export_schema
     )

@@ -20,6 +20,7 @@ from boxoffice.backends.seat_ledger import LedgerNotLoaded
 from boxoffice.clock import utcnow
 from boxoffice.models.identity import RefreshToken
 from boxoffice.runtime import Runtime
+from boxoffice.services import orders, payments
 from boxoffice.services.catalog_statuses import refresh_statuses
 from boxoffice.services.outbox import Consumer, dispatch_once
 
@@ -82,9 +83,22 @@ def outbox_job(consumer: Consumer, interval_seconds: float = 0.5) -> PeriodicJob
 
 CONSUMERS: list[Consumer] = []  # each feature registers its outbox consumer here
 
+
+async def expire_orders(rt: Runtime) -> int:
+    """Expire unpaid orders past their payment window (seats, capacity, coupons go back)."""
+    return await orders.expire_due_orders(rt.order_deps)
+
+
+async def query_payments(rt: Runtime) -> int:
+    """Ask providers about payments whose callback never came."""
+    return await payments.query_stale_payments(rt.payment_deps)
+
+
 JOBS: list[PeriodicJob] = [
     PeriodicJob("purge-refresh-tokens", 3600, purge_refresh_tokens),
     PeriodicJob("expire-holds", 1.0, expire_holds),
+    PeriodicJob("expire-orders", 2.0, expire_orders),
+    PeriodicJob("query-payments", 60.0, query_payments),
     PeriodicJob("catalog-statuses", 30, refresh_catalog_statuses),
 ]
 

@@ -10,16 +10,26 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from boxoffice.backends import Backends, open_backends
+from boxoffice.backends.seat_ledger import Snapshot
 from boxoffice.config import Settings
 from boxoffice.db import Database
 from boxoffice.metrics import Metrics
 from boxoffice.providers.messaging import SandboxMessaging
+from boxoffice.providers.payments.registry import PaymentProviders, build_payment_providers
 from boxoffice.providers.wechat import SandboxWechat, WechatOAuth
+from boxoffice.services import inventory
 from boxoffice.services.access_tokens import AccessTokens
+from boxoffice.services.availability_feed import AvailabilityFeeds
 from boxoffice.services.catalog_cache import CatalogCache
+from boxoffice.services.inventory import SoldOutFlags
+from boxoffice.services.orders import OrderDeps
 from boxoffice.services.passwords import PasswordHasher
+from boxoffice.services.payments import PaymentDeps
 from boxoffice.services.queue_tokens import QueueTokens
+from boxoffice.services.session_rules import SessionRulesCache
 from boxoffice.services.sign_in import AuthKit
 from boxoffice.services.view_counts import ViewCounts
 
@@ -35,11 +45,36 @@ class Runtime:
     queue_tokens: QueueTokens
     catalog_cache: CatalogCache
     view_counts: ViewCounts
+    session_rules: SessionRulesCache
+    availability_feeds: AvailabilityFeeds
+    sold_out: SoldOutFlags
+    payments: PaymentProviders
     metrics: Metrics = field(default_factory=Metrics)
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def order_deps(self) -> OrderDeps:
+        return OrderDeps(
+            db=self.db,
+            ledger=self.backends.ledger,
+            rules=self.session_rules,
+            broker=self.backends.broker,
+            order_ttl_seconds=self.settings.order_ttl_seconds,
+        )
+
+    @property
+    def payment_deps(self) -> PaymentDeps:
+        return PaymentDeps(
+            orders=self.order_deps,
+            providers=self.payments,
+            public_base_url=self.settings.public_base_url,
+        )
+
     async def close(self) -> None:
+        await self.sold_out.close()
+        await self.availability_feeds.close()
+        await self.payments.aclose()
         await self.view_counts.stop()
         await self.catalog_cache.stop()
         await self.backends.close()
@@ -71,11 +106,39 @@ def make_queue_tokens(settings: Settings) -> QueueTokens:
     )
 
 
-async def open_runtime(settings: Settings) -> Runtime:
+async def open_runtime(
+    settings: Settings, *, sandbox_client: httpx.AsyncClient | None = None
+) -> Runtime:
+    """Open everything a process needs. ``sandbox_client`` is the HTTP client the sandbox
+    payment company delivers callbacks with (tests route it into the app in-process)."""
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     backends = await open_backends(settings.redis_url)
     catalog_cache = CatalogCache(backends.broker)
     await catalog_cache.start()
+    session_rules = SessionRulesCache(db)
+    catalog_cache.follow(
+        lambda events: (
+            session_rules.clear() if events is None else session_rules.drop_events(events)
+        )
+    )
+
+    async def load_snapshot(session_id: str) -> Snapshot:
+        return await inventory.snapshot(
+            db=db, ledger=backends.ledger, rules_cache=session_rules, session_id=session_id
+        )
+
+    feeds = AvailabilityFeeds(backends.broker, load_snapshot)
+
+    async def reshape(session_ids: set[str]) -> None:
+        """A session's tiers or seats changed: rebuild its ledger (if it has one) from the
+        database. Holds not yet turned into orders are dropped; orders are kept."""
+        for session_id in session_ids:
+            session_rules.drop(session_id)
+            if await backends.ledger.is_loaded(session_id):
+                rules = await session_rules.get(session_id)
+                await inventory.load_ledger(db=db, ledger=backends.ledger, rules=rules, force=True)
+
+    catalog_cache.follow_sessions(reshape)
     view_counts = ViewCounts(db)
     view_counts.start()
     return Runtime(
@@ -88,4 +151,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         queue_tokens=make_queue_tokens(settings),
         catalog_cache=catalog_cache,
         view_counts=view_counts,
+        session_rules=session_rules,
+        availability_feeds=feeds,
+        sold_out=SoldOutFlags(feeds),
+        payments=build_payment_providers(settings, sandbox_client=sandbox_client),
     )

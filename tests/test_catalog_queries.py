@@ -27,7 +27,9 @@ PAGE = """query($first: Int) { events(first: $first) { totalCount
     sessions { id startsAt status queueEnabled
       tiers { id name price { amount currency } capacity available seated limitPerOrder }
       availability { version tiers { tierId available } } } } } } }"""
-MAX_STATEMENTS = 10
+# 9 for the catalog page itself, 1 for tier order, and 5 that load the seat ledgers of the
+# page's sessions on first read (rules: 3, orders and allocations: 2), batched whatever the size
+MAX_STATEMENTS = 15
 
 
 @contextmanager

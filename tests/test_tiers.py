@@ -66,7 +66,9 @@ async def test_seated_tiers_materialise_every_seat_of_their_sections(rt: Runtime
     assert {r.seat_id for r in rows if r.tier_id == front.id} == set(
         await _seat_ids(rt, seat_map.id, "A")
     )
-    current = await availability.session_availability(db=rt.db, session_id=session.id)
+    current = await availability.session_availability(
+        db=rt.db, ledger=rt.backends.ledger, rules_cache=rt.session_rules, session_id=session.id
+    )
     assert dict(current.tiers) == {front.id: 10, rest.id: 20}
     assert len(current.seats) == 30
     assert {status for _, status in current.seats} == {SeatStatus.AVAILABLE}
@@ -125,7 +127,9 @@ async def test_blocked_seats_leave_the_tiers_capacity(rt: Runtime):
     async with rt.db.read() as s:
         tier = await s.get(TicketTier, front.id)
     assert tier is not None and tier.capacity == 8
-    current = await availability.session_availability(db=rt.db, session_id=session.id)
+    current = await availability.session_availability(
+        db=rt.db, ledger=rt.backends.ledger, rules_cache=rt.session_rules, session_id=session.id
+    )
     statuses = dict(current.seats)
     assert [statuses[i] for i in a_seats[:3]] == [
         SeatStatus.BLOCKED,
@@ -193,5 +197,7 @@ async def test_general_admission_tiers_have_no_seats(rt: Runtime):
     tier = await make_tier(rt, session, capacity=500)
     assert (tier.capacity, tier.seated, tier.reserved) == (500, False, 0)
     assert await _rows(rt, session.id) == []
-    current = await availability.session_availability(db=rt.db, session_id=session.id)
+    current = await availability.session_availability(
+        db=rt.db, ledger=rt.backends.ledger, rules_cache=rt.session_rules, session_id=session.id
+    )
     assert current.tiers == [(tier.id, 500)] and current.seats == []

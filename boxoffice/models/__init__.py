@@ -6,7 +6,7 @@ rely on that), so each domain module is imported here.
 
 from sqlmodel import SQLModel
 
-from boxoffice.models import blacklist, events, home, identity, outbox, venues  # noqa: F401
+from boxoffice.models import blacklist, events, home, identity, orders, outbox, venues  # noqa: F401
 
 metadata = SQLModel.metadata
 

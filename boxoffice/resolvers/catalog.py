@@ -177,7 +177,12 @@ class CatalogQuery:
         await event_sessions.get_session(
             db=db, viewer=await info.context.viewer(), session_id=session_id
         )
-        value = await availability.session_availability(db=db, session_id=session_id)
+        value = await availability.session_availability(
+            db=db,
+            ledger=info.context.rt.backends.ledger,
+            rules_cache=info.context.rt.session_rules,
+            session_id=session_id,
+        )
         return SessionAvailability.from_value(value)
 
     @strawberry.field(description="A venue (its tenant's staff, agents, operators).")

@@ -22,13 +22,22 @@ from strawberry.tools import merge_types
 from boxoffice.config import Settings
 from boxoffice.resolvers.catalog import CatalogMutation, CatalogQuery
 from boxoffice.resolvers.identity import IdentityMutation, IdentityQuery
+from boxoffice.resolvers.inventory import InventoryMutation, InventoryQuery
+from boxoffice.resolvers.orders import OrdersMutation, OrdersQuery
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
+from boxoffice.schema.scalars import SCALAR_MAP
 from boxoffice.subscriptions.identity import IdentitySubscription
+from boxoffice.subscriptions.inventory import InventorySubscription
+from boxoffice.subscriptions.orders import OrdersSubscription
 
-Query = merge_types("Query", (IdentityQuery, CatalogQuery))
-Mutation = merge_types("Mutation", (IdentityMutation, CatalogMutation))
-Subscription = merge_types("Subscription", (IdentitySubscription,))
+Query = merge_types("Query", (IdentityQuery, CatalogQuery, InventoryQuery, OrdersQuery))
+Mutation = merge_types(
+    "Mutation", (IdentityMutation, CatalogMutation, InventoryMutation, OrdersMutation)
+)
+Subscription = merge_types(
+    "Subscription", (IdentitySubscription, InventorySubscription, OrdersSubscription)
+)
 
 PARSE_CACHE_SIZE = 1024
 
@@ -61,5 +70,5 @@ def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=settings.is_prod),
+        config=StrawberryConfig(disable_field_suggestions=settings.is_prod, scalar_map=SCALAR_MAP),
     )

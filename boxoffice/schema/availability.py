@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 
 from boxoffice.errors import BadUserInput
 from boxoffice.schema.enums import SeatStatus
+from boxoffice.schema.scalars import BigInt
 from boxoffice.services import availability
 
 MAX_TYPED_SEATS = 5_000
@@ -46,7 +47,7 @@ class SeatAvailability:
 @strawberry.type(description="A session's availability; `version` grows with every change.")
 class SessionAvailability:
     session_id: strawberry.ID
-    version: int
+    version: BigInt
     tiers: list[TierAvailability]
     seat_count: int
     _value: strawberry.Private[availability.SessionAvailability]
@@ -55,7 +56,7 @@ class SessionAvailability:
     def from_value(cls, value: availability.SessionAvailability) -> SessionAvailability:
         return cls(
             session_id=strawberry.ID(value.session_id),
-            version=value.version,
+            version=BigInt(value.version),
             tiers=[TierAvailability(tier_id=strawberry.ID(t), available=n) for t, n in value.tiers],
             seat_count=len(value.seats),
             _value=value,

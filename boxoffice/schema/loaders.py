@@ -15,6 +15,7 @@ from strawberry.dataloader import DataLoader
 
 from boxoffice.models.events import Event, EventSession, SessionSeat, TicketTier, WantToSee
 from boxoffice.models.identity import Membership, Tenant, User
+from boxoffice.models.orders import OrderItem, Payment
 from boxoffice.models.venues import Seat, SeatMap, Venue
 from boxoffice.runtime import Runtime
 from boxoffice.services import availability, seat_maps
@@ -181,7 +182,12 @@ class Loaders:
         """Tier counts and seat statuses, through the availability seam (never cached)."""
 
         async def load(session_ids: Sequence[str]) -> list[SessionAvailability]:
-            found = await availability.load_availability(db=self.rt.db, session_ids=session_ids)
+            found = await availability.load_availability(
+                db=self.rt.db,
+                ledger=self.rt.backends.ledger,
+                rules_cache=self.rt.session_rules,
+                session_ids=session_ids,
+            )
             return [found[s] for s in session_ids]
 
         return DataLoader(load_fn=load)
@@ -192,7 +198,11 @@ class Loaders:
 
         async def load(session_ids: Sequence[str]) -> list[SessionAvailability]:
             found = await availability.load_availability(
-                db=self.rt.db, session_ids=session_ids, seats=False
+                db=self.rt.db,
+                ledger=self.rt.backends.ledger,
+                rules_cache=self.rt.session_rules,
+                session_ids=session_ids,
+                seats=False,
             )
             return [found[s] for s in session_ids]
 
@@ -213,5 +223,37 @@ class Loaders:
                 )
                 marked = {(user_id, event_id) for user_id, event_id in rows.all()}
             return [key in marked for key in keys]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def items_by_order(self) -> DataLoader[str, list[OrderItem]]:
+        async def load(order_ids: Sequence[str]) -> list[list[OrderItem]]:
+            grouped: dict[str, list[OrderItem]] = {o: [] for o in order_ids}
+            async with self.rt.db.read() as session:
+                rows = await session.exec(
+                    select(OrderItem)
+                    .where(col(OrderItem.order_id).in_(order_ids))
+                    .order_by(col(OrderItem.id))
+                )
+                for row in rows.all():
+                    grouped[row.order_id].append(row)
+            return [grouped[o] for o in order_ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def payments_by_order(self) -> DataLoader[str, list[Payment]]:
+        async def load(order_ids: Sequence[str]) -> list[list[Payment]]:
+            grouped: dict[str, list[Payment]] = {o: [] for o in order_ids}
+            async with self.rt.db.read() as session:
+                rows = await session.exec(
+                    select(Payment)
+                    .where(col(Payment.order_id).in_(order_ids))
+                    .order_by(col(Payment.created_at))
+                )
+                for row in rows.all():
+                    grouped[row.order_id].append(row)
+            return [grouped[o] for o in order_ids]
 
         return DataLoader(load_fn=load)

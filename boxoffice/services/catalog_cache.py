@@ -56,6 +56,8 @@ class CatalogCache:
         self._generation = 0
         self._origin = new_id()
         self._listener: asyncio.Task[None] | None = None
+        self._followers: list[Callable[[set[str] | None], None]] = []
+        self._session_followers: list[Callable[[set[str]], Awaitable[None]]] = []
         self.hits = 0
         self.misses = 0
 
@@ -96,8 +98,24 @@ class CatalogCache:
             return  # our own, applied when it was sent
         self._drop(payload.get("events") or (), home=bool(payload.get("home")))
 
+    def follow(self, on_change: Callable[[set[str] | None], None]) -> None:
+        """Also tell ``on_change`` which events changed (None: everything may have), so other
+        per-process caches of catalog data (the hold path's session rules) drop with us."""
+        self._followers.append(on_change)
+
+    def follow_sessions(self, on_change: Callable[[set[str]], Awaitable[None]]) -> None:
+        """Be told (in the writing process only) which sessions' tiers or seats changed, so
+        the shared seat ledger is rebuilt once for them."""
+        self._session_followers.append(on_change)
+
+    def _tell(self, event_ids: set[str] | None) -> None:
+        for follower in self._followers:
+            follower(event_ids)
+
     def _drop(self, event_ids: Iterable[str], *, home: bool) -> None:
         self._generation += 1
+        event_ids = set(event_ids)
+        self._tell(event_ids)
         for event_id in event_ids:
             self._entries.pop(event_key(event_id), None)
         if home:
@@ -107,6 +125,7 @@ class CatalogCache:
     def clear(self) -> None:
         self._generation += 1
         self._entries.clear()
+        self._tell(None)
 
     def get(self, key: Hashable) -> Any | None:
         entry = self._entries.get(key)
@@ -151,11 +170,19 @@ class CatalogCache:
             self._put(key, value)
         return value
 
-    async def invalidate(self, *, event_ids: Iterable[str] = (), home: bool = True) -> None:
+    async def invalidate(
+        self, *, event_ids: Iterable[str] = (), home: bool = True, sessions: Iterable[str] = ()
+    ) -> None:
         """Drop the events' detail (and the home pages) here and in every other process.
-        A failed publish is logged: other processes then serve the old value until its TTL."""
+        ``sessions`` whose tiers or seats changed are also handed to the session followers
+        here. A failed publish is logged: other processes then serve the old value until
+        its TTL."""
         ids = sorted(set(event_ids))
         self._drop(ids, home=home)
+        changed = set(sessions)
+        if changed:
+            for follower in self._session_followers:
+                await follower(changed)
         message = orjson.dumps({"origin": self._origin, "events": ids, "home": home}).decode()
         try:
             await self._broker.publish(channels.catalog_invalidation(), message)

@@ -236,7 +236,7 @@ async def update_session(
             before=before,
             after=audit.snapshot(found, SESSION_FIELDS),
         )
-    await cache.invalidate(event_ids=[found.event_id])
+    await cache.invalidate(event_ids=[found.event_id], sessions=[found.id])
     return found
 
 

@@ -240,7 +240,7 @@ async def create_tier(
         raise BadUserInput(
             "These seats were just given to another tier.", field="sections"
         ) from exc
-    await cache.invalidate(event_ids=[event.id])
+    await cache.invalidate(event_ids=[event.id], sessions=[session_id])
     return tier
 
 
@@ -309,7 +309,7 @@ async def update_tier(
             before=before,
             after=audit.snapshot(tier, TIER_FIELDS),
         )
-    await cache.invalidate(event_ids=[event.id])
+    await cache.invalidate(event_ids=[event.id], sessions=[tier.session_id])
     return tier
 
 
@@ -346,7 +346,7 @@ async def delete_tier(*, db: Database, cache: CatalogCache, viewer: Viewer, tier
             tenant_id=tier.tenant_id,
             before=before,
         )
-    await cache.invalidate(event_ids=[event.id])
+    await cache.invalidate(event_ids=[event.id], sessions=[tier.session_id])
 
 
 async def set_seats_blocked(
@@ -446,5 +446,5 @@ async def set_seats_blocked(
             tenant_id=event_session.tenant_id,
             after={"seatIds": wanted[:100], "count": len(wanted)},
         )
-    await cache.invalidate(event_ids=[event.id])
+    await cache.invalidate(event_ids=[event.id], sessions=[session_id])
     return event_session
