@@ -20,7 +20,9 @@ from boxoffice.backends.seat_ledger import LedgerNotLoaded
 from boxoffice.clock import utcnow
 from boxoffice.models.identity import RefreshToken
 from boxoffice.runtime import Runtime
+from boxoffice.services.notifications import notification_consumer
 from boxoffice.services.outbox import Consumer, dispatch_once
+from boxoffice.services.webhook_delivery import fanout_consumer, sender_for
 
 log = logging.getLogger("boxoffice.jobs")
 
@@ -30,6 +32,7 @@ class PeriodicJob:
     name: str
     interval_seconds: float
     run: Callable[[Runtime], Awaitable[object]]
+    stop: Callable[[Runtime], Awaitable[None]] | None = None  # on shutdown, if it left tasks
 
 
 async def purge_refresh_tokens(rt: Runtime) -> int:
@@ -70,11 +73,24 @@ def outbox_job(consumer: Consumer, interval_seconds: float = 0.5) -> PeriodicJob
     return PeriodicJob(f"outbox:{consumer.name}", interval_seconds, run)
 
 
-CONSUMERS: list[Consumer] = []  # each feature registers its outbox consumer here
+async def send_webhooks(rt: Runtime) -> int:
+    """Start sending due webhook deliveries (one task per endpoint; they outlive the tick)."""
+    return await sender_for(rt).tick()
+
+
+async def stop_webhooks(rt: Runtime) -> None:
+    await sender_for(rt).close()
+
+
+CONSUMERS: list[Consumer] = [  # each feature registers its outbox consumer here
+    notification_consumer(),
+    fanout_consumer(),
+]
 
 JOBS: list[PeriodicJob] = [
     PeriodicJob("purge-refresh-tokens", 3600, purge_refresh_tokens),
     PeriodicJob("expire-holds", 1.0, expire_holds),
+    PeriodicJob("webhook-sender", 0.5, send_webhooks, stop=stop_webhooks),
 ]
 
 
@@ -98,6 +114,10 @@ class JobRunner:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for job in self.jobs:
+            if job.stop is not None:
+                with contextlib.suppress(Exception):
+                    await job.stop(self.rt)
         for job in self.jobs:
             with contextlib.suppress(Exception):
                 await self.rt.backends.leases.release(f"job:{job.name}", self.rt.instance_id)

@@ -6,7 +6,13 @@ rely on that), so each domain module is imported here.
 
 from sqlmodel import SQLModel
 
-from boxoffice.models import blacklist, identity, outbox  # noqa: F401
+from boxoffice.models import (  # noqa: F401
+    blacklist,
+    identity,
+    notifications,
+    outbox,
+    webhooks,
+)
 
 metadata = SQLModel.metadata
 

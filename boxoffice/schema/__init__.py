@@ -21,13 +21,19 @@ from strawberry.tools import merge_types
 
 from boxoffice.config import Settings
 from boxoffice.resolvers.identity import IdentityMutation, IdentityQuery
+from boxoffice.resolvers.notifications import NotificationMutation, NotificationQuery
+from boxoffice.resolvers.outbox import OutboxMutation, OutboxQuery
+from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
 from boxoffice.subscriptions.identity import IdentitySubscription
+from boxoffice.subscriptions.notifications import NotificationSubscription
 
-Query = merge_types("Query", (IdentityQuery,))
-Mutation = merge_types("Mutation", (IdentityMutation,))
-Subscription = merge_types("Subscription", (IdentitySubscription,))
+Query = merge_types("Query", (IdentityQuery, NotificationQuery, WebhookQuery, OutboxQuery))
+Mutation = merge_types(
+    "Mutation", (IdentityMutation, NotificationMutation, WebhookMutation, OutboxMutation)
+)
+Subscription = merge_types("Subscription", (IdentitySubscription, NotificationSubscription))
 
 PARSE_CACHE_SIZE = 1024
 

@@ -13,7 +13,9 @@ from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
 from boxoffice.models.identity import Membership, Tenant, User
+from boxoffice.models.webhooks import WebhookAttempt
 from boxoffice.runtime import Runtime
+from boxoffice.services import webhooks
 from boxoffice.services.accounts import LIVE_TENANT_STATUSES
 
 
@@ -57,5 +59,13 @@ class Loaders:
                 for membership in rows.all():
                     grouped[membership.user_id].append(membership)
             return [grouped[u] for u in user_ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def webhook_attempts_by_delivery(self) -> DataLoader[str, list[WebhookAttempt]]:
+        async def load(delivery_ids: Sequence[str]) -> list[list[WebhookAttempt]]:
+            grouped = await webhooks.attempts_of(self.rt.db, delivery_ids)
+            return [grouped[d] for d in delivery_ids]
 
         return DataLoader(load_fn=load)
