@@ -15,7 +15,7 @@ from boxoffice.clock import utcnow
 from boxoffice.models.identity import Role, SandboxMessage, User
 from boxoffice.models.notifications import Notification, NotificationChannel, NotificationStatus
 from boxoffice.models.outbox import DeliveryStatus, OutboxDelivery, OutboxEvent
-from boxoffice.providers.messaging import OutgoingMessage, SandboxMessaging
+from boxoffice.providers.messaging import OutgoingMessage, ProviderMessaging, SandboxMessaging
 from boxoffice.runtime import Runtime
 from boxoffice.services import notifications
 from boxoffice.services.notification_templates import TEMPLATES, pick_locale, render
@@ -291,3 +291,35 @@ async def test_dispatchers_racing_on_one_event_deliver_once(rt: Runtime):
     # then each channel was delivered by exactly one of them (the losers retry, and skip)
     assert sorted(m.channel for m in await sandbox_messages(rt)) == ["EMAIL", "SMS"]
     assert sorted(r.channel for r in await notification_rows(rt)) == ["EMAIL", "IN_APP", "SMS"]
+
+
+class RecordingGateway:
+    """Stands in for a real SMS gateway and e-mail API (SmsSender and EmailSender)."""
+
+    def __init__(self) -> None:
+        self.sms: list[tuple[str, str]] = []
+        self.mail: list[tuple[str, str, str]] = []
+
+    async def send_sms(self, phone: str, text: str) -> None:
+        self.sms.append((phone, text))
+
+    async def send_email(self, address: str, subject: str, body: str) -> None:
+        self.mail.append((address, subject, body))
+
+
+async def test_real_providers_plug_in_behind_the_sms_and_email_interfaces(rt: Runtime):
+    # given SmsSender/EmailSender adapters of outside providers
+    gateway = RecordingGateway()
+    user = await customer(rt, "real@example.com", phone="+8613800138005")
+    await emit_event(rt, "order.paid", order_resource("BO-REAL"), user_id=user.id, locale="en")
+    # when the dispatcher sends through them
+    consumer = notifications.notification_consumer(sender=ProviderMessaging(gateway, gateway))
+    await dispatch_once(rt, consumer)
+    await dispatch_once(rt, consumer, now=utcnow() + timedelta(minutes=5))
+    # then each got its message once, nothing went to the sandbox, and the rows are SENT
+    assert [(p, "BO-REAL" in t) for p, t in gateway.sms] == [("+8613800138005", True)]
+    assert [(a, s) for a, s, _ in gateway.mail] == [
+        ("real@example.com", "Payment received - Boxoffice")
+    ]
+    assert await sandbox_messages(rt) == []
+    assert {r.status for r in await notification_rows(rt)} == {NotificationStatus.SENT}

@@ -147,7 +147,7 @@ async def attempt(rt: Runtime, delivery_id: str, *, now: datetime | None = None)
         if endpoint is None or endpoint.status != WebhookStatus.ACTIVE:
             return False
         event = await session.get(OutboxEvent, delivery.event_seq)
-        secrets = await valid_secrets(session, endpoint.id, now)
+        secrets = await valid_secrets(session, endpoint.id, utcnow())
     if event is None:
         return False
     settings = rt.settings
