@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     queue_admission_window_seconds: int = Field(default=600, ge=30, le=24 * 3600)
     queue_tick_seconds: float = Field(default=1.0, gt=0, le=60)
 
+    # Webhooks. Outbound requests go only to public addresses unless private ones are allowed
+    # (default: allowed in dev and test so a local receiver works, refused in prod).
+    webhook_allow_private_addresses: bool | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_max_response_bytes: int = Field(default=64 * 1024, ge=1024)
+    webhook_concurrency: int = Field(default=8, ge=1, le=256)
+    webhook_retry_window_seconds: int = Field(default=3 * 24 * 3600, ge=60)
+    webhook_secret_grace_seconds: int = Field(default=24 * 3600, ge=0, le=7 * 24 * 3600)
+    webhook_max_endpoints_per_tenant: int = Field(default=20, ge=1)
+
     max_query_depth: int = Field(default=12, ge=3)
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=3000, ge=100)
@@ -101,6 +111,12 @@ class Settings(BaseSettings):
     @property
     def sandbox_payments_enabled(self) -> bool:
         return self.sandbox_payments if self.sandbox_payments is not None else not self.is_prod
+
+    @property
+    def webhook_private_addresses_allowed(self) -> bool:
+        if self.webhook_allow_private_addresses is not None:
+            return self.webhook_allow_private_addresses
+        return not self.is_prod
 
     @property
     def origins(self) -> tuple[str, ...]:

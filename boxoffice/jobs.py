@@ -22,7 +22,9 @@ from boxoffice.models.identity import RefreshToken
 from boxoffice.runtime import Runtime
 from boxoffice.services import orders, payments
 from boxoffice.services.catalog_statuses import refresh_statuses
+from boxoffice.services.notifications import notification_consumer
 from boxoffice.services.outbox import Consumer, dispatch_once
+from boxoffice.services.webhook_delivery import fanout_consumer, sender_for
 
 log = logging.getLogger("boxoffice.jobs")
 
@@ -32,6 +34,7 @@ class PeriodicJob:
     name: str
     interval_seconds: float
     run: Callable[[Runtime], Awaitable[object]]
+    stop: Callable[[Runtime], Awaitable[None]] | None = None  # on shutdown, if it left tasks
 
 
 async def purge_refresh_tokens(rt: Runtime) -> int:
@@ -81,7 +84,19 @@ def outbox_job(consumer: Consumer, interval_seconds: float = 0.5) -> PeriodicJob
     return PeriodicJob(f"outbox:{consumer.name}", interval_seconds, run)
 
 
-CONSUMERS: list[Consumer] = []  # each feature registers its outbox consumer here
+async def send_webhooks(rt: Runtime) -> int:
+    """Start sending due webhook deliveries (one task per endpoint; they outlive the tick)."""
+    return await sender_for(rt).tick()
+
+
+async def stop_webhooks(rt: Runtime) -> None:
+    await sender_for(rt).close()
+
+
+CONSUMERS: list[Consumer] = [  # each feature registers its outbox consumer here
+    notification_consumer(),
+    fanout_consumer(),
+]
 
 
 async def expire_orders(rt: Runtime) -> int:
@@ -100,6 +115,7 @@ JOBS: list[PeriodicJob] = [
     PeriodicJob("expire-orders", 2.0, expire_orders),
     PeriodicJob("query-payments", 60.0, query_payments),
     PeriodicJob("catalog-statuses", 30, refresh_catalog_statuses),
+    PeriodicJob("webhook-sender", 0.5, send_webhooks, stop=stop_webhooks),
 ]
 
 
@@ -123,6 +139,10 @@ class JobRunner:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for job in self.jobs:
+            if job.stop is not None:
+                with contextlib.suppress(Exception):
+                    await job.stop(self.rt)
         for job in self.jobs:
             with contextlib.suppress(Exception):
                 await self.rt.backends.leases.release(f"job:{job.name}", self.rt.instance_id)

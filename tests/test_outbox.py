@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlmodel import select
 
 from boxoffice.clock import utcnow
@@ -102,3 +103,28 @@ async def test_cursor_waits_for_young_events(rt: Runtime):
         cursor = await session.get(OutboxCursor, "c")
     assert cursor is not None
     assert cursor.seq == (events[-1].seq or 0) + 1
+
+
+async def test_a_late_commit_below_a_failing_young_event_is_not_skipped(rt: Runtime):
+    if rt.db.is_sqlite:
+        pytest.skip("SQLite serialises writers: no transaction can commit past another")
+    seen: list[str] = []
+
+    async def handle(_rt: Runtime, event: OutboxEvent) -> None:
+        if event.aggregate_id == "fails":
+            raise ConnectionError("down")
+        seen.append(event.aggregate_id)
+
+    consumer = Consumer("late", handle, backoff=lambda n: 1.0)
+    now = utcnow()
+    # given a transaction holding a lower seq while a higher one commits, and fails to deliver
+    async with rt.db.write() as slow:
+        emit(slow, topic="t", aggregate_type="Order", aggregate_id="late", payload={})
+        await slow.flush()
+        async with rt.db.write() as session:
+            emit(session, topic="t", aggregate_type="Order", aggregate_id="fails", payload={})
+        await dispatch_once(rt, consumer, now=now)
+    # when the slow transaction has committed and the dispatcher runs again
+    await dispatch_once(rt, consumer, now=now + timedelta(seconds=5))
+    # then the late event is delivered all the same
+    assert seen == ["late"]

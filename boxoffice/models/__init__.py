@@ -6,7 +6,17 @@ rely on that), so each domain module is imported here.
 
 from sqlmodel import SQLModel
 
-from boxoffice.models import blacklist, events, home, identity, orders, outbox, venues  # noqa: F401
+from boxoffice.models import (  # noqa: F401
+    blacklist,
+    events,
+    home,
+    identity,
+    notifications,
+    orders,
+    outbox,
+    venues,
+    webhooks,
+)
 
 metadata = SQLModel.metadata
 

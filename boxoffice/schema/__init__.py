@@ -23,20 +23,45 @@ from boxoffice.config import Settings
 from boxoffice.resolvers.catalog import CatalogMutation, CatalogQuery
 from boxoffice.resolvers.identity import IdentityMutation, IdentityQuery
 from boxoffice.resolvers.inventory import InventoryMutation, InventoryQuery
+from boxoffice.resolvers.notifications import NotificationMutation, NotificationQuery
 from boxoffice.resolvers.orders import OrdersMutation, OrdersQuery
+from boxoffice.resolvers.outbox import OutboxMutation, OutboxQuery
+from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
 from boxoffice.schema.scalars import SCALAR_MAP
 from boxoffice.subscriptions.identity import IdentitySubscription
 from boxoffice.subscriptions.inventory import InventorySubscription
+from boxoffice.subscriptions.notifications import NotificationSubscription
 from boxoffice.subscriptions.orders import OrdersSubscription
 
-Query = merge_types("Query", (IdentityQuery, CatalogQuery, InventoryQuery, OrdersQuery))
+Query = merge_types(
+    "Query",
+    (
+        IdentityQuery,
+        CatalogQuery,
+        InventoryQuery,
+        OrdersQuery,
+        NotificationQuery,
+        WebhookQuery,
+        OutboxQuery,
+    ),
+)
 Mutation = merge_types(
-    "Mutation", (IdentityMutation, CatalogMutation, InventoryMutation, OrdersMutation)
+    "Mutation",
+    (
+        IdentityMutation,
+        CatalogMutation,
+        InventoryMutation,
+        OrdersMutation,
+        NotificationMutation,
+        WebhookMutation,
+        OutboxMutation,
+    ),
 )
 Subscription = merge_types(
-    "Subscription", (IdentitySubscription, InventorySubscription, OrdersSubscription)
+    "Subscription",
+    (IdentitySubscription, InventorySubscription, OrdersSubscription, NotificationSubscription),
 )
 
 PARSE_CACHE_SIZE = 1024

@@ -12,6 +12,7 @@ from boxoffice.models.events import (
     TierStatus,
 )
 from boxoffice.models.identity import Role, TenantStatus, UserStatus
+from boxoffice.models.webhooks import WebhookDeliveryStatus, WebhookStatus
 from boxoffice.services.pagination import SortDirection
 from boxoffice.services.search import EventSortField
 from boxoffice.services.sms_codes import SmsPurpose
@@ -28,6 +29,8 @@ for _enum in (
     SeatStatus,
     EventSortField,
     SortDirection,
+    WebhookStatus,
+    WebhookDeliveryStatus,
 ):
     strawberry.enum(_enum)
 
@@ -43,4 +46,6 @@ __all__ = [
     "TenantStatus",
     "TierStatus",
     "UserStatus",
+    "WebhookDeliveryStatus",
+    "WebhookStatus",
 ]

@@ -17,8 +17,9 @@ from boxoffice.models.events import Event, EventSession, SessionSeat, TicketTier
 from boxoffice.models.identity import Membership, Tenant, User
 from boxoffice.models.orders import OrderItem, Payment
 from boxoffice.models.venues import Seat, SeatMap, Venue
+from boxoffice.models.webhooks import WebhookAttempt
 from boxoffice.runtime import Runtime
-from boxoffice.services import availability, seat_maps
+from boxoffice.services import availability, seat_maps, webhooks
 from boxoffice.services.accounts import LIVE_TENANT_STATUSES
 from boxoffice.services.availability import SessionAvailability
 from boxoffice.services.events import MAX_SESSIONS_PER_EVENT
@@ -255,5 +256,13 @@ class Loaders:
                 for row in rows.all():
                     grouped[row.order_id].append(row)
             return [grouped[o] for o in order_ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def webhook_attempts_by_delivery(self) -> DataLoader[str, list[WebhookAttempt]]:
+        async def load(delivery_ids: Sequence[str]) -> list[list[WebhookAttempt]]:
+            grouped = await webhooks.attempts_of(self.rt.db, delivery_ids)
+            return [grouped[d] for d in delivery_ids]
 
         return DataLoader(load_fn=load)

@@ -168,18 +168,19 @@ async def _advance_cursor(rt: Runtime, consumer: Consumer, now: datetime) -> Non
         if consumer.topics is not None:
             query = query.where(col(OutboxEvent.topic).in_(sorted(consumer.topics)))
         first = (await session.exec(query.order_by(col(OutboxEvent.seq)).limit(1))).first()
-        if first is None:
-            newest = (
-                await session.exec(
-                    select(OutboxEvent.seq)
-                    .where(col(OutboxEvent.created_at) < horizon)
-                    .order_by(col(OutboxEvent.seq).desc())
-                    .limit(1)
-                )
-            ).first()
-            target = (newest + 1) if newest is not None else start
-        else:
-            target = first[0] or start
+        newest_settled = (
+            await session.exec(
+                select(OutboxEvent.seq)
+                .where(col(OutboxEvent.created_at) < horizon)
+                .order_by(col(OutboxEvent.seq).desc())
+                .limit(1)
+            )
+        ).first()
+        settled_end = (newest_settled + 1) if newest_settled is not None else start
+        target = settled_end if first is None else (first[0] or start)
+        # never past the settled events: one still committing sorts above all of them, and
+        # may sort below a visible young event (even an unfinished one, the ``first`` above)
+        target = min(target, settled_end)
         # never past a young event: it may have neighbours still committing below it
         young = (
             await session.exec(
@@ -202,21 +203,27 @@ async def _advance_cursor(rt: Runtime, consumer: Consumer, now: datetime) -> Non
 async def retry_dead(rt: Runtime, consumer: str, event_seq: int) -> bool:
     """Operators: give a DEAD delivery another round."""
     async with rt.db.write() as session:
-        row = (
-            await session.exec(
-                select(OutboxDelivery).where(
-                    OutboxDelivery.consumer == consumer,
-                    OutboxDelivery.event_seq == event_seq,
-                    OutboxDelivery.status == DeliveryStatus.DEAD,
-                )
+        return await reschedule_dead(session, consumer, event_seq)
+
+
+async def reschedule_dead(session: AsyncSession, consumer: str, event_seq: int) -> bool:
+    """``retry_dead`` inside the caller's transaction (e.g. beside an audit entry); False when
+    the consumer has no DEAD delivery of that event."""
+    row = (
+        await session.exec(
+            select(OutboxDelivery).where(
+                OutboxDelivery.consumer == consumer,
+                OutboxDelivery.event_seq == event_seq,
+                OutboxDelivery.status == DeliveryStatus.DEAD,
             )
-        ).first()
-        if row is None:
-            return False
-        row.status, row.attempts, row.next_attempt_at = DeliveryStatus.PENDING, 0, utcnow()
-        session.add(row)
-        cursor = await session.get(OutboxCursor, consumer)
-        if cursor is not None and cursor.seq > event_seq:
-            cursor.seq = event_seq
-            session.add(cursor)
+        )
+    ).first()
+    if row is None:
+        return False
+    row.status, row.attempts, row.next_attempt_at = DeliveryStatus.PENDING, 0, utcnow()
+    session.add(row)
+    cursor = await session.get(OutboxCursor, consumer)
+    if cursor is not None and cursor.seq > event_seq:
+        cursor.seq = event_seq
+        session.add(cursor)
     return True
