@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, String
@@ -64,6 +65,28 @@ def json_field(default_factory: Any = dict) -> Any:
     return Field(default_factory=default_factory, sa_type=JSON, nullable=False)
 
 
+class EnumString(TypeDecorator[Enum]):
+    """A string enum stored as its value in a VARCHAR (no native enum types: easy
+    migrations) and read back as the enum member."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_cls: type[Enum], length: int = 24) -> None:
+        super().__init__(length)
+        self.enum_cls = enum_cls
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return str(self.enum_cls(value).value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Enum | None:
+        return None if value is None else self.enum_cls(value)
+
+
 def enum_field(default: Any, *, index: bool = False, length: int = 24) -> Any:
-    """Enums are stored as their string value (no native enum types: easy migrations)."""
-    return Field(default=default, sa_type=String(length), nullable=False, index=index)
+    """Enums are stored as their string value and read back as members."""
+    return Field(
+        default=default, sa_type=EnumString(type(default), length), nullable=False, index=index
+    )
