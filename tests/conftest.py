@@ -91,11 +91,21 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+def server_port() -> int:
+    """The loopback port a live server of this test listens on (also the sandbox payment
+    company's callback target, ``public_base_url``)."""
+    return free_port()
+
+
+@pytest.fixture
+def settings(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, server_port: int
+) -> Settings:
     """Settings of the test's configuration; ``@pytest.mark.settings(...)`` overrides fields.
     Only the services the configuration needs are started."""
     marker = request.node.get_closest_marker("settings")
-    overrides: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    overrides: dict[str, Any] = {"public_base_url": f"http://127.0.0.1:{server_port}"}
+    overrides.update(marker.kwargs if marker is not None else {})
     if backend == "embedded":
         url: str = request.getfixturevalue("sqlite_url")
         return test_settings(tmp_path, database_url=url, **overrides)
@@ -138,8 +148,8 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 class LiveServer:
-    def __init__(self, app: Starlette) -> None:
-        self.port = free_port()
+    def __init__(self, app: Starlette, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="off")
         )
@@ -167,9 +177,9 @@ class LiveServer:
 
 
 @pytest.fixture
-async def live_server(app: Starlette) -> AsyncIterator[LiveServer]:
+async def live_server(app: Starlette, server_port: int) -> AsyncIterator[LiveServer]:
     """A real uvicorn server on loopback serving the test's app (its lifespan already runs)."""
-    server = LiveServer(app)
+    server = LiveServer(app, server_port)
     await server.start()
     yield server
     await server.stop()

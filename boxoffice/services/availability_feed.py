@@ -121,10 +121,10 @@ class _Feed:
     def apply(self, message: dict[str, object]) -> bool:
         """Apply one ledger message; False when the state must be re-read instead."""
         version = int(message["v"])  # type: ignore[call-overload]
+        if version <= self.version:
+            return True  # already part of the state (e.g. the load our own snapshot caused)
         if message.get("f"):
             return False
-        if version <= self.version:
-            return True  # already part of the state
         if version != self.version + 1:
             return False  # a message went missing
         tiers: dict[str, int] = message.get("t") or {}  # type: ignore[assignment]

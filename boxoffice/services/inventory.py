@@ -145,6 +145,7 @@ class SoldOutFlags:
         self._feeds = feeds
         self._seen: dict[tuple[str, str], float] = {}
         self._watches: dict[str, asyncio.Task[None]] = {}
+        self._closing = asyncio.Event()
 
     def is_sold_out(self, session_id: str, tier_id: str) -> bool:
         if self._feeds is not None:
@@ -163,17 +164,18 @@ class SoldOutFlags:
         assert self._feeds is not None
         try:
             async with self._feeds.watching(session_id):
-                await asyncio.sleep(SOLD_OUT_WATCH_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), SOLD_OUT_WATCH_SECONDS)
         except Exception:
             log.warning("could not watch availability of %s", session_id, exc_info=True)
         finally:
             self._watches.pop(session_id, None)
 
     async def close(self) -> None:
+        self._closing.set()
         for task in list(self._watches.values()):
-            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await asyncio.wait_for(task, 5)
 
 
 # -- loading the ledger from the database ----------------------------------------------------
