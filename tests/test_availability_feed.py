@@ -114,17 +114,29 @@ async def test_a_slow_subscriber_gets_a_fresh_snapshot(
 ):
     async with feeds.subscribe(SESSION) as updates:
         await next_update(updates)
-        # when many flushes happen while the subscriber does not read (buffer of 4)
-        for i in range(8):
+        feed = feeds._feeds[SESSION]
+        subscriber = next(iter(feed.subscribers))
+        # when more flushes reach it than its buffer (4) holds while it does not read
+        flushed = 0
+        i = 0
+        while flushed <= feeds.subscriber_buffer:
+            before = feed.flushed_version
             await hold(backends.ledger, f"h{i}", seat_id("A", 1 + i // 6, 1 + i % 6))
-            await asyncio.sleep(0.08)
-        # then what waits for it ends in a snapshot with everything
-        received = [await next_update(updates) for _ in range(4)]
-        assert received[0].snapshot
-        final = {**received[0].seats}
-        for update in received[1:]:
+            i += 1
+            for _ in range(300):  # wait for this change's flush, however slow the machine
+                if feed.flushed_version > before:
+                    break
+                await asyncio.sleep(0.01)
+            flushed += 1
+        # then its buffer was replaced by a snapshot that holds everything
+        assert subscriber.queue.qsize() <= feeds.subscriber_buffer
+        received = [await next_update(updates) for _ in range(subscriber.queue.qsize())]
+        snapshots = [u for u in received if u.snapshot]
+        assert snapshots
+        final = dict(snapshots[-1].seats)
+        for update in received[received.index(snapshots[-1]) + 1 :]:
             final.update(update.seats)
-        assert sum(1 for s in final.values() if s == "H") == 8
+        assert sum(1 for s in final.values() if s == "H") == i
 
 
 async def test_known_available_follows_the_stream(feeds: AvailabilityFeeds, backends: Backends):
