@@ -55,7 +55,7 @@ class Database:
                 url,
                 pool_size=pool_size,
                 max_overflow=pool_size * 2,
-                pool_pre_ping=True,
+                pool_recycle=1800,  # no pre-ping: it costs a round trip per checkout
                 echo=echo,
             )
             self.read_engine = self.write_engine

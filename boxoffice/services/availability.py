@@ -12,13 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlmodel import col, select
-
 from boxoffice.backends.seat_ledger import SeatLedger
 from boxoffice.backends.seat_ledger import SeatState as LedgerState
 from boxoffice.db import Database
-from boxoffice.models.events import SeatStatus, SessionSeat, TicketTier
-from boxoffice.models.venues import Seat
+from boxoffice.models.events import SeatStatus
 from boxoffice.services import inventory
 from boxoffice.services.session_rules import SessionRulesCache
 
@@ -63,45 +60,39 @@ async def load_availability(
     seats: bool = True,
 ) -> dict[str, SessionAvailability]:
     """Live availability of several sessions from the seat ledger (loaded from the database
-    on first use). Tier counts are what the public can hold now; seats are in the seat map's
-    drawing order, and a seat blocked outside every tier is BLOCKED."""
-    out: dict[str, SessionAvailability] = {}
+    on first use). Tier counts are what the public can hold now, in the tiers' sort order;
+    seats are in the seat map's drawing order, and a seat blocked outside every tier is
+    BLOCKED. Served from the ledger and the cached session rules: no SQL once warm."""
     if not session_ids:
-        return out
+        return {}
     snapshots = await inventory.snapshots(
-        db=db, ledger=ledger, rules_cache=rules_cache, session_ids=session_ids
+        db=db, ledger=ledger, rules_cache=rules_cache, session_ids=session_ids, seats=seats
     )
-    async with db.read() as session:
-        tiers = await session.exec(
-            select(TicketTier.session_id, TicketTier.id)
-            .where(col(TicketTier.session_id).in_(session_ids))
-            .order_by(col(TicketTier.sort_order), col(TicketTier.id))
+    rules = await rules_cache.get_many(session_ids)
+    out: dict[str, SessionAvailability] = {}
+    for sid in session_ids:
+        snap = snapshots[sid]
+        session_rules = rules.get(sid)
+        ordered = (
+            sorted(session_rules.tiers.values(), key=lambda t: (t.sort_order, t.tier_id))
+            if session_rules
+            else []
         )
-        ordered_tiers: dict[str, list[str]] = {sid: [] for sid in session_ids}
-        for session_id, tier_id in tiers.all():
-            ordered_tiers[session_id].append(tier_id)
-        for sid in session_ids:
-            snap = snapshots[sid]
-            out[sid] = SessionAvailability(
-                sid,
-                snap.version,
-                [TierCount(t, snap.available.get(t, 0)) for t in ordered_tiers[sid]],
-                [],
-            )
-        if seats:
-            rows = await session.exec(
-                select(SessionSeat.session_id, SessionSeat.seat_id, SessionSeat.blocked)
-                .join(Seat, col(Seat.id) == col(SessionSeat.seat_id))
-                .where(col(SessionSeat.session_id).in_(session_ids))
-                .order_by(col(Seat.ordinal))
-            )
-            for session_id, seat_id, blocked in rows.all():
-                state = snapshots[session_id].seats.get(seat_id)
+        states: list[SeatState] = []
+        if seats and session_rules:
+            for info in sorted(session_rules.seats.values(), key=lambda s: s.ordinal):
+                state = snap.seats.get(info.seat_id)
                 if state is None:
-                    status = SeatStatus.BLOCKED if blocked else SeatStatus.AVAILABLE
+                    status = SeatStatus.BLOCKED if info.blocked else SeatStatus.AVAILABLE
                 else:
                     status = LEDGER_STATUS[state]
-                out[session_id].seats.append(SeatState(seat_id, status))
+                states.append(SeatState(info.seat_id, status))
+        out[sid] = SessionAvailability(
+            sid,
+            snap.version,
+            [TierCount(t.tier_id, snap.available.get(t.tier_id, 0)) for t in ordered],
+            states,
+        )
     return out
 
 

@@ -298,22 +298,28 @@ async def load_ledger(
 
 
 async def snapshots(
-    *, db: Database, ledger: SeatLedger, rules_cache: SessionRulesCache, session_ids: Sequence[str]
+    *,
+    db: Database,
+    ledger: SeatLedger,
+    rules_cache: SessionRulesCache,
+    session_ids: Sequence[str],
+    seats: bool = True,
 ) -> dict[str, Snapshot]:
-    """Live availability of sessions, loading the ledgers that are missing in one batch of
-    database reads. Raises ``NotFound`` for an unknown session."""
+    """Live availability of sessions (with every seat's state unless ``seats=False``),
+    loading the ledgers that are missing in one batch of database reads. Raises ``NotFound``
+    for an unknown session."""
     now = utcnow()
     out: dict[str, Snapshot] = {}
     missing: list[str] = []
     for session_id in session_ids:
         try:
-            out[session_id] = await ledger.snapshot(session_id, now_ms=ms(now))
+            out[session_id] = await ledger.snapshot(session_id, now_ms=ms(now), seats=seats)
         except LedgerNotLoaded:
             missing.append(session_id)
     if missing:
         await _load_missing(db, ledger, rules_cache, missing, now)
         for session_id in missing:
-            out[session_id] = await ledger.snapshot(session_id, now_ms=ms(utcnow()))
+            out[session_id] = await ledger.snapshot(session_id, now_ms=ms(utcnow()), seats=seats)
     return out
 
 

@@ -46,6 +46,7 @@ class TierRule:
     seated: bool
     limit_per_order: int
     status: TierStatus
+    sort_order: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class SeatInfo:
     x: float
     y: float
     blocked: bool
+    ordinal: int = 0  # the seat map's drawing order
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ async def read_rules_many(db: Database, session_ids: Sequence[str]) -> dict[str,
             seated=t.seated,
             limit_per_order=t.limit_per_order,
             status=t.status,
+            sort_order=t.sort_order,
         )
     seats_of: dict[str, dict[str, SeatInfo]] = defaultdict(dict)
     for placed, seat in seats:
@@ -131,6 +134,7 @@ async def read_rules_many(db: Database, session_ids: Sequence[str]) -> dict[str,
             x=seat.x,
             y=seat.y,
             blocked=placed.blocked,
+            ordinal=seat.ordinal,
         )
     return {
         performance.id: SessionRules(

@@ -186,7 +186,10 @@ class SeatLedger(Protocol):
         general-admission units per tier."""
         ...
 
-    async def snapshot(self, session_id: str, *, now_ms: int) -> Snapshot: ...
+    async def snapshot(self, session_id: str, *, now_ms: int, seats: bool = True) -> Snapshot:
+        """The session's version, public units per tier and (unless ``seats=False``, the
+        cheap form for tier counts) every seat's state."""
+        ...
 
     async def set_quota(self, session_id: str, tier_id: str, channel: str, units: int) -> int:
         """Set aside ``units`` of a tier for a channel (0 removes it); return the version."""

@@ -482,7 +482,7 @@ class MemorySeatLedger:
             meta=request.meta,
         )
 
-    async def snapshot(self, session_id: str, *, now_ms: int) -> Snapshot:
+    async def snapshot(self, session_id: str, *, now_ms: int, seats: bool = True) -> Snapshot:
         state = self._session(session_id)
         delta = _Delta()
         self._expire_due(state, now_ms, delta)
@@ -491,7 +491,7 @@ class MemorySeatLedger:
             session_id=session_id,
             version=state.version,
             available={t: tier.public for t, tier in state.tiers.items()},
-            seats={s: SeatState(e[0]) for s, e in state.seats.items()},
+            seats={s: SeatState(e[0]) for s, e in state.seats.items()} if seats else {},
         )
 
     async def set_quota(self, session_id: str, tier_id: str, channel: str, units: int) -> int:

@@ -245,8 +245,8 @@ class RedisSeatLedger:
         await self._redis.zadd(ACTIVE_KEY, {session_id: hold.expires_at_ms}, lt=True)
         return hold
 
-    async def snapshot(self, session_id: str, *, now_ms: int) -> Snapshot:
-        reply = await self._call("snapshot", session_id, now_ms)
+    async def snapshot(self, session_id: str, *, now_ms: int, seats: bool = True) -> Snapshot:
+        reply = await self._call("snapshot", session_id, now_ms, "1" if seats else "0")
         flat = reply["s"]
         return Snapshot(
             session_id=session_id,

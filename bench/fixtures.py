@@ -1,0 +1,213 @@
+"""Throwaway PostgreSQL database and Redis server for a benchmark run, with a session on sale
+built through the services (so the benchmark reads what production would)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+import asyncpg
+
+from bench.harness import free_port
+from boxoffice.cli import migrate
+from boxoffice.clock import utcnow
+from boxoffice.config import Settings
+from boxoffice.models.identity import Role
+from boxoffice.runtime import Runtime, open_runtime
+from boxoffice.services import accounts, event_sessions, events, seat_maps, tenants, tiers, venues
+from boxoffice.services.seat_maps import RowSpec, SectionSpec
+from boxoffice.services.viewer import Viewer
+
+ADMIN_URL = os.environ.get(
+    "BOXOFFICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+OPERATOR = Viewer(user_id="bench-operator", roles=frozenset({Role.OPERATOR}))
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is needed"
+    port = free_port()
+    folder = tempfile.mkdtemp(prefix="bench-redis-")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            folder,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.3)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.kill()
+        process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    name = f"bo_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    conn = await asyncpg.connect(ADMIN_URL)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    try:
+        await asyncio.to_thread(migrate, url)
+        yield url
+    finally:
+        conn = await asyncpg.connect(ADMIN_URL)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+def bench_env(database_url: str, redis_url: str | None, data_dir: str) -> dict[str, str]:
+    env = {
+        "BOXOFFICE_ENV": "test",
+        "BOXOFFICE_DATABASE_URL": database_url,
+        "BOXOFFICE_DATA_DIR": data_dir,
+        "BOXOFFICE_JWT_SECRET": "bench-secret-" + "x" * 40,
+        "BOXOFFICE_TICKET_SIGNING_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "BOXOFFICE_RUN_BACKGROUND_JOBS": "false",
+        "BOXOFFICE_ARGON2_MEMORY_KIB": "1024",
+        "BOXOFFICE_ARGON2_TIME_COST": "1",
+        "BOXOFFICE_LOG_LEVEL": "WARNING",
+    }
+    if redis_url:
+        env["BOXOFFICE_REDIS_URL"] = redis_url
+    return env
+
+
+@dataclass
+class OnSale:
+    tenant_id: str
+    event_id: str
+    session_id: str
+    ga_tier_id: str
+    seated_tier_id: str | None
+    tokens: list[str]
+    user_ids: list[str]
+
+
+async def build_sale(
+    env: dict[str, str], *, users: int = 1, ga_capacity: int = 1_000_000, seats: int = 0
+) -> OnSale:
+    """A tenant, venue, event and one session on sale now; ``users`` customers with tokens."""
+    for key, value in env.items():
+        os.environ[key] = value
+    settings = Settings()
+    rt: Runtime = await open_runtime(settings)
+    try:
+        tenant = await tenants.create_tenant(
+            db=rt.db, viewer=OPERATOR, name="Bench Club " + secrets.token_hex(3)
+        )
+        venue = await venues.create_venue(
+            db=rt.db,
+            viewer=OPERATOR,
+            tenant_id=tenant.id,
+            name="Bench Hall",
+            city="上海",
+            address="1 Road",
+        )
+        seat_map = None
+        if seats:
+            per_row = 50
+            rows = max(1, seats // per_row)
+            seat_map = await seat_maps.create_seat_map(
+                db=rt.db,
+                viewer=OPERATOR,
+                venue_id=venue.id,
+                name="Bench",
+                sections=[SectionSpec("A", rows=[RowSpec(f"R{r}", per_row) for r in range(rows)])],
+            )
+        event = await events.create_event(
+            db=rt.db,
+            viewer=OPERATOR,
+            tenant_id=tenant.id,
+            title="Bench Show",
+            category="CONCERT",
+            city="上海",
+            venue_id=venue.id,
+        )
+        starts = utcnow() + timedelta(days=3)
+        session = await event_sessions.create_session(
+            db=rt.db,
+            cache=rt.catalog_cache,
+            viewer=OPERATOR,
+            event_id=event.id,
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=2),
+            sale_starts_at=utcnow() - timedelta(hours=1),
+            seat_map_id=seat_map.id if seat_map else None,
+        )
+        ga = await tiers.create_tier(
+            db=rt.db,
+            cache=rt.catalog_cache,
+            viewer=OPERATOR,
+            session_id=session.id,
+            name="GA",
+            price=Decimal("180.00"),
+            capacity=ga_capacity,
+            sections=None,
+        )
+        seated = None
+        if seat_map:
+            seated = await tiers.create_tier(
+                db=rt.db,
+                cache=rt.catalog_cache,
+                viewer=OPERATOR,
+                session_id=session.id,
+                name="Seated",
+                price=Decimal("380.00"),
+                capacity=None,
+                sections=["A"],
+            )
+        await events.publish_event(
+            db=rt.db, cache=rt.catalog_cache, viewer=OPERATOR, event_id=event.id
+        )
+        tokens, user_ids = [], []
+        for i in range(users):
+            user = await accounts.create_user(
+                db=rt.db,
+                hasher=rt.auth.hasher,
+                email=f"bench{i}-{secrets.token_hex(3)}@example.com",
+                password="bench-pass-1",
+                role=Role.CUSTOMER,
+            )
+            user_ids.append(user.id)
+            tokens.append(
+                rt.auth.tokens.issue(
+                    user_id=user.id,
+                    session_id="bench",
+                    version=user.token_version,
+                    roles=["CUSTOMER"],
+                    tenant_roles={},
+                )
+            )
+        return OnSale(
+            tenant.id, event.id, session.id, ga.id, seated.id if seated else None, tokens, user_ids
+        )
+    finally:
+        await rt.close()
