@@ -19,8 +19,9 @@ from sqlmodel import col, delete
 from boxoffice.backends.seat_ledger import LedgerNotLoaded
 from boxoffice.clock import utcnow
 from boxoffice.models.identity import RefreshToken
+from boxoffice.models.outbox import OutboxEvent
 from boxoffice.runtime import Runtime
-from boxoffice.services import orders, payments
+from boxoffice.services import orders, payments, sales_stats
 from boxoffice.services.catalog_statuses import refresh_statuses
 from boxoffice.services.notifications import notification_consumer
 from boxoffice.services.outbox import Consumer, dispatch_once
@@ -93,9 +94,14 @@ async def stop_webhooks(rt: Runtime) -> None:
     await sender_for(rt).close()
 
 
+async def _announce_sale(rt: Runtime, event: OutboxEvent) -> None:
+    await sales_stats.announce_sale(rt.backends.broker, event)
+
+
 CONSUMERS: list[Consumer] = [  # each feature registers its outbox consumer here
     notification_consumer(),
     fanout_consumer(),
+    Consumer("sales-dashboard", _announce_sale, topics=sales_stats.SALES_TOPICS, max_attempts=3),
 ]
 
 

@@ -20,6 +20,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from boxoffice.config import Settings
+from boxoffice.resolvers.back_office import BackOfficeMutation, BackOfficeQuery
 from boxoffice.resolvers.catalog import CatalogMutation, CatalogQuery
 from boxoffice.resolvers.identity import IdentityMutation, IdentityQuery
 from boxoffice.resolvers.inventory import InventoryMutation, InventoryQuery
@@ -30,6 +31,7 @@ from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
 from boxoffice.schema.scalars import SCALAR_MAP
+from boxoffice.subscriptions.back_office import BackOfficeSubscription
 from boxoffice.subscriptions.identity import IdentitySubscription
 from boxoffice.subscriptions.inventory import InventorySubscription
 from boxoffice.subscriptions.notifications import NotificationSubscription
@@ -40,6 +42,7 @@ Query = merge_types(
     (
         IdentityQuery,
         CatalogQuery,
+        BackOfficeQuery,
         InventoryQuery,
         OrdersQuery,
         NotificationQuery,
@@ -52,6 +55,7 @@ Mutation = merge_types(
     (
         IdentityMutation,
         CatalogMutation,
+        BackOfficeMutation,
         InventoryMutation,
         OrdersMutation,
         NotificationMutation,
@@ -61,7 +65,13 @@ Mutation = merge_types(
 )
 Subscription = merge_types(
     "Subscription",
-    (IdentitySubscription, InventorySubscription, OrdersSubscription, NotificationSubscription),
+    (
+        IdentitySubscription,
+        InventorySubscription,
+        OrdersSubscription,
+        NotificationSubscription,
+        BackOfficeSubscription,
+    ),
 )
 
 PARSE_CACHE_SIZE = 1024

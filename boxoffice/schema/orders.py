@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 from strawberry.scalars import JSON
 
 from boxoffice.models import orders as m
+from boxoffice.providers.messaging import mask_recipient
 from boxoffice.providers.payments import PaymentChannel, PaymentStart
 from boxoffice.schema.context import Info
 from boxoffice.schema.money import Money
 from boxoffice.schema.pagination import Connection
+from boxoffice.services.order_queries import sees_buyer_phone
 
 for _enum in (m.OrderStatus, m.SalesChannel, m.ItemStatus, m.PaymentStatus, PaymentChannel):
     strawberry.enum(_enum)
@@ -21,7 +22,14 @@ for _enum in (m.OrderStatus, m.SalesChannel, m.ItemStatus, m.PaymentStatus, Paym
 @strawberry.type
 class Contact:
     name: str | None
-    phone: str | None
+    _order: strawberry.Private[m.Order]
+
+    @strawberry.field(description="Whole to the buyer, the tenant's organizers and operators.")
+    async def phone(self, info: Info) -> str | None:
+        value = self._order.contact_phone
+        if value is None or sees_buyer_phone(await info.context.viewer(), self._order):
+            return value
+        return mask_recipient(value)
 
 
 @strawberry.type
@@ -114,7 +122,7 @@ class Order:
             ),
             total=Money.from_minor(order.total_minor, c),
             refunded=Money.from_minor(order.refunded_minor, c),
-            contact=Contact(name=order.contact_name, phone=order.contact_phone),
+            contact=Contact(name=order.contact_name, _order=order),
             expires_at=order.expires_at,
             paid_at=order.paid_at,
             cancelled_at=order.cancelled_at,
@@ -179,12 +187,12 @@ class CreateOrderInput:
 
 @strawberry.input
 class OrderFilter:
+    tenant_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Required for operators; staff default to their tenant."
+    )
     status: m.OrderStatus | None = None
     event_id: strawberry.ID | None = None
     session_id: strawberry.ID | None = None
     date_from: datetime | None = None
     date_to: datetime | None = None
     buyer_phone: str | None = None
-
-
-_ = Enum

@@ -485,7 +485,7 @@ async def create_hold(
     rules_cache: SessionRulesCache,
     sold_out: SoldOutFlags,
     queue_tokens: QueueTokens | None,
-    codes: CodeStore,
+    codes: CodeStore | None,
     viewer: Viewer,
     session_id: str,
     tier_id: str | None = None,
@@ -549,7 +549,13 @@ async def create_hold(
             for t in need:
                 sold_out.mark(session_id, t)
         raise
-    if rules.queue_enabled and channel is None and enforce_sale_window and queue_tokens is not None:
+    if (
+        rules.queue_enabled
+        and channel is None
+        and enforce_sale_window
+        and queue_tokens is not None
+        and codes is not None
+    ):
         try:
             await queue_tokens.consume(
                 queue_token or "", codes=codes, user_id=user_id, event_id=rules.event_id

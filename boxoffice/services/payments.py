@@ -272,11 +272,11 @@ async def _apply(session: AsyncSession, deps: PaymentDeps, cb: VerifiedCallback)
     payment.paid_at = cb.paid_at or now
     payment.updated_at = now
     if order.status == OrderStatus.PENDING_PAYMENT:
-        await _mark_paid(session, order, payment, now)
+        await mark_paid(session, order, payment, now)
         return CallbackResult(CallbackVerdict.APPLIED, None, order)
     ended = order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED)
     if ended and await _revive(session, deps, order, now):
-        await _mark_paid(session, order, payment, now)
+        await mark_paid(session, order, payment, now)
         return CallbackResult(CallbackVerdict.APPLIED, "REVIVED", order)
     payment.status = PaymentStatus.REFUND_PENDING
     session.add(payment)
@@ -298,7 +298,9 @@ async def _apply(session: AsyncSession, deps: PaymentDeps, cb: VerifiedCallback)
     return CallbackResult(CallbackVerdict.REFUND_SCHEDULED, f"ORDER_{order.status.value}", order)
 
 
-async def _mark_paid(session: AsyncSession, order: Order, payment: Payment, now: datetime) -> None:
+async def mark_paid(session: AsyncSession, order: Order, payment: Payment, now: datetime) -> None:
+    """PENDING_PAYMENT → PAID inside ``session``'s transaction, with ``order.paid`` in the outbox
+    (the box office uses it too)."""
     order_states.check(order.id, order.status, OrderStatus.PAID)
     order.status = OrderStatus.PAID
     order.paid_at = now
