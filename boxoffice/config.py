@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     argon2_parallelism: int = Field(default=4, ge=1)
 
+    otel_enabled: bool = False
+    otel_exporter: Literal["otlp", "console"] = "otlp"
+    otel_endpoint: str | None = None
+    otel_service_name: str = "boxoffice"
+
     db_pool_size: int = Field(default=10, ge=1)
     run_background_jobs: bool = True
     log_level: str = "INFO"

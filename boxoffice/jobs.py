@@ -24,7 +24,7 @@ from boxoffice.runtime import Runtime
 from boxoffice.services import orders, payments, sales_stats
 from boxoffice.services.catalog_statuses import refresh_statuses
 from boxoffice.services.notifications import notification_consumer
-from boxoffice.services.outbox import Consumer, dispatch_once
+from boxoffice.services.outbox import Consumer, dispatch_once, oldest_pending
 from boxoffice.services.webhook_delivery import fanout_consumer, sender_for
 
 log = logging.getLogger("boxoffice.jobs")
@@ -107,7 +107,19 @@ CONSUMERS: list[Consumer] = [  # each feature registers its outbox consumer here
 
 async def expire_orders(rt: Runtime) -> int:
     """Expire unpaid orders past their payment window (seats, capacity, coupons go back)."""
-    return await orders.expire_due_orders(rt.order_deps)
+    expired = await orders.expire_due_orders(rt.order_deps)
+    rt.metrics.count("order", "expired", expired)
+    return expired
+
+
+async def measure_outbox_lag(rt: Runtime) -> None:
+    """``boxoffice_outbox_lag_seconds`` per consumer: how old its oldest unfinished event is."""
+    now = utcnow()
+    for consumer in CONSUMERS:
+        oldest = await oldest_pending(rt, consumer)
+        rt.metrics.outbox_lag.labels(consumer.name).set(
+            0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+        )
 
 
 async def query_payments(rt: Runtime) -> int:
@@ -117,6 +129,7 @@ async def query_payments(rt: Runtime) -> int:
 
 JOBS: list[PeriodicJob] = [
     PeriodicJob("purge-refresh-tokens", 3600, purge_refresh_tokens),
+    PeriodicJob("outbox-lag", 15.0, measure_outbox_lag),
     PeriodicJob("expire-holds", 1.0, expire_holds),
     PeriodicJob("expire-orders", 2.0, expire_orders),
     PeriodicJob("query-payments", 60.0, query_payments),

@@ -53,6 +53,30 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.outbox_lag = Gauge(
+            "boxoffice_outbox_lag_seconds",
+            "Age of the oldest outbox event a consumer has not finished",
+            ["consumer"],
+            registry=self.registry,
+        )
+        self.queue_waiting = Gauge(
+            "boxoffice_queue_waiting",
+            "People waiting in an event's waiting room",
+            ["event"],
+            registry=self.registry,
+        )
+        self.queue_admitted = Counter(
+            "boxoffice_queue_admitted_total",
+            "People admitted from an event's waiting room",
+            ["event"],
+            registry=self.registry,
+        )
+
+    def count(self, kind: str, outcome: str = "ok", n: int = 1) -> None:
+        """Count a domain event: holds, orders, payments, check-ins, expiries ..."""
+        if n:
+            self.events.labels(kind, outcome).inc(n)
+
     def operation_label(self, name: str | None) -> str:
         """Client-chosen operation names, capped so they cannot blow up the label space."""
         if not name:

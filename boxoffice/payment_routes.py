@@ -39,11 +39,13 @@ async def notify(request: Request) -> Response:
     callback = CallbackRequest(body=body, headers=dict(request.headers))
     client = request.client.host if request.client else None
     try:
-        _result, accepted = await payments.handle_callback(
+        result, accepted = await payments.handle_callback(
             deps=rt.payment_deps, channel=channel, request=callback, remote_ip=client
         )
+        rt.metrics.count("payment_callback", result.verdict.value.lower())
     except Exception:
         log.exception("applying a %s callback failed; the provider will retry", channel)
+        rt.metrics.count("payment_callback", "error")
         accepted = False
     ack = provider.ack(accepted)
     return Response(ack.body, status_code=ack.status_code, headers=ack.headers)

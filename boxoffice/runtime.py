@@ -32,6 +32,7 @@ from boxoffice.services.queue_tokens import QueueTokens
 from boxoffice.services.session_rules import SessionRulesCache
 from boxoffice.services.sign_in import AuthKit
 from boxoffice.services.view_counts import ViewCounts
+from boxoffice.tracing import configure_tracing
 
 
 @dataclass
@@ -112,6 +113,7 @@ async def open_runtime(
     """Open everything a process needs. ``sandbox_client`` is the HTTP client the sandbox
     payment company delivers callbacks with (tests route it into the app in-process)."""
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    configure_tracing(settings, db)
     backends = await open_backends(settings.redis_url)
     catalog_cache = CatalogCache(backends.broker)
     await catalog_cache.start()

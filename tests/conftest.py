@@ -34,7 +34,7 @@ TEST_JWT_SECRET = "test-secret-" + "x" * 40
 TEST_SIGNING_SEED = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 
-def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "env": "test",
         "data_dir": tmp_path / "data",
@@ -108,10 +108,10 @@ def settings(
     overrides.update(marker.kwargs if marker is not None else {})
     if backend == "embedded":
         url: str = request.getfixturevalue("sqlite_url")
-        return test_settings(tmp_path, database_url=url, **overrides)
+        return settings_for(tmp_path, database_url=url, **overrides)
     pg: PostgresDatabase = request.getfixturevalue("pg_database")
     redis: RedisServer = request.getfixturevalue("redis_server")
-    return test_settings(tmp_path, database_url=pg.url, redis_url=redis.url, **overrides)
+    return settings_for(tmp_path, database_url=pg.url, redis_url=redis.url, **overrides)
 
 
 @pytest.fixture

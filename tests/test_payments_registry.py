@@ -82,7 +82,7 @@ async def built(settings: Settings, **kwargs: Any) -> PaymentProviders:
 
 
 async def test_only_the_sandbox_is_offered_out_of_the_box(tmp_path: Path):
-    providers = await built(conftest.test_settings(tmp_path))
+    providers = await built(conftest.settings_for(tmp_path))
     try:
         assert providers.channels == (PaymentChannel.SANDBOX,)
         assert isinstance(providers.get(PaymentChannel.SANDBOX), SandboxProvider)
@@ -93,8 +93,8 @@ async def test_only_the_sandbox_is_offered_out_of_the_box(tmp_path: Path):
 
 
 async def test_the_sandbox_is_off_in_prod_unless_enabled(tmp_path: Path):
-    off = await built(conftest.test_settings(tmp_path, env="prod"))
-    on = await built(conftest.test_settings(tmp_path, env="prod", sandbox_payments=True))
+    off = await built(conftest.settings_for(tmp_path, env="prod"))
+    on = await built(conftest.settings_for(tmp_path, env="prod", sandbox_payments=True))
     try:
         assert off.channels == () and off.sandbox_gateway is None
         assert on.channels == (PaymentChannel.SANDBOX,)
@@ -105,9 +105,7 @@ async def test_the_sandbox_is_off_in_prod_unless_enabled(tmp_path: Path):
 
 async def test_configured_adapters_are_offered(tmp_path: Path, rsa_keys):
     client = httpx.AsyncClient()
-    providers = await built(
-        conftest.test_settings(tmp_path, **full_config(rsa_keys)), client=client
-    )
+    providers = await built(conftest.settings_for(tmp_path, **full_config(rsa_keys)), client=client)
     try:
         assert providers.channels == (
             PaymentChannel.SANDBOX,
@@ -136,7 +134,7 @@ async def test_half_a_configuration_refuses_to_start(tmp_path: Path, rsa_keys, d
     config = full_config(rsa_keys)
     del config[dropped]
     with pytest.raises(ConfigurationError, match=missing):
-        await built(conftest.test_settings(tmp_path, **config))
+        await built(conftest.settings_for(tmp_path, **config))
 
 
 @pytest.mark.parametrize(
@@ -156,7 +154,7 @@ async def test_half_a_configuration_refuses_to_start(tmp_path: Path, rsa_keys, d
 async def test_unreadable_secrets_refuse_to_start(tmp_path: Path, rsa_keys, field, value, message):
     config = full_config(rsa_keys) | {field: value}
     with pytest.raises(ConfigurationError, match=message):
-        await built(conftest.test_settings(tmp_path, **config))
+        await built(conftest.settings_for(tmp_path, **config))
 
 
 def test_payment_settings_come_from_the_environment(monkeypatch, tmp_path: Path, rsa_keys):
@@ -177,7 +175,7 @@ def test_payment_settings_come_from_the_environment(monkeypatch, tmp_path: Path,
 
 async def test_every_process_of_a_deployment_verifies_the_sandbox_of_another(tmp_path: Path):
     # given two processes built from the same settings
-    settings = conftest.test_settings(tmp_path)
+    settings = conftest.settings_for(tmp_path)
     first, second = await built(settings), await built(settings)
     try:
         assert first.sandbox_gateway is not None
@@ -199,7 +197,7 @@ async def test_every_process_of_a_deployment_verifies_the_sandbox_of_another(tmp
 async def test_sandbox_callbacks_can_be_delivered_to_an_in_process_app(tmp_path: Path):
     """How the app's tests can wire the sandbox: its callbacks go through an ASGI transport to
     a notify endpoint that verifies and acknowledges them with the same registry."""
-    settings = conftest.test_settings(tmp_path)
+    settings = conftest.settings_for(tmp_path)
     holder: dict[str, PaymentProviders] = {}
     seen: list[str] = []
 

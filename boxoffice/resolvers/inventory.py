@@ -62,6 +62,7 @@ class InventoryMutation:
             allow_split=input.allow_split,
             ttl_seconds=rt.settings.hold_ttl_seconds,
         )
+        rt.metrics.count("hold")
         return Hold.from_view(view)
 
     @strawberry.mutation(description="Give a hold back before it lapses.")

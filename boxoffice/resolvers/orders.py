@@ -62,6 +62,7 @@ class OrdersMutation:
             contact_phone=input.contact.phone if input.contact else None,
             user_coupon_id=input.user_coupon_id,
         )
+        rt.metrics.count("order", "created")
         return Order.from_model(order)
 
     @strawberry.mutation(description="Cancel an unpaid order; its seats go back at once.")

@@ -100,6 +100,10 @@ def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
         lambda: ValidationCache(maxsize=PARSE_CACHE_SIZE),
         OperationMetrics,
     ]
+    if settings.otel_enabled:
+        from boxoffice.tracing import graphql_tracing_extension
+
+        extensions.append(graphql_tracing_extension())
     return BoxofficeSchema(
         query=Query,
         mutation=Mutation,

@@ -227,3 +227,19 @@ async def reschedule_dead(session: AsyncSession, consumer: str, event_seq: int) 
         cursor.seq = event_seq
         session.add(cursor)
     return True
+
+
+async def oldest_pending(rt: Runtime, consumer: Consumer) -> datetime | None:
+    """When the oldest event this consumer has not finished was written (None: caught up)."""
+    async with rt.db.read() as session:
+        start = await _cursor(session, consumer.name)
+        finished = select(OutboxDelivery.event_seq).where(
+            OutboxDelivery.consumer == consumer.name,
+            col(OutboxDelivery.status).in_((DeliveryStatus.DONE, DeliveryStatus.DEAD)),
+        )
+        query = select(OutboxEvent.created_at).where(
+            col(OutboxEvent.seq) >= start, col(OutboxEvent.seq).not_in(finished)
+        )
+        if consumer.topics is not None:
+            query = query.where(col(OutboxEvent.topic).in_(sorted(consumer.topics)))
+        return (await session.exec(query.order_by(col(OutboxEvent.seq)).limit(1))).first()
