@@ -130,3 +130,50 @@ async def test_audit_merchant(client: httpx.AsyncClient, rt: Runtime):
     }
     again = await gql(client, audit, {"t": pending.id, "a": True}, token=token)
     assert again.code == "BAD_USER_INPUT"
+
+
+async def test_merchant_onboarding_apply_then_audit(client: httpx.AsyncClient, rt: Runtime):
+    from sqlmodel import select
+
+    from boxoffice.models.outbox import OutboxEvent
+
+    # given a user who applies to sell
+    applicant = await make_user(rt, "founder@newclub.example")
+    token = await token_for(rt, applicant)
+    applied = await gql(
+        client,
+        'mutation { applyForTenant(input: {name: "New Club", contact: {phone: "021-555"}}) { id status } }',
+        token=token,
+    )
+    tenant = applied.data["applyForTenant"]
+    assert tenant["status"] == "PENDING"
+    twice = await gql(
+        client, 'mutation { applyForTenant(input: {name: "Again"}) { id } }', token=token
+    )
+    assert twice.code == "ALREADY_EXISTS"
+    # the applicant is its organizer (after their next sign-in) and sees it; the public does not
+    assert (
+        await gql(
+            client,
+            "query($id: ID!) { tenant(id: $id) { status } }",
+            {"id": tenant["id"]},
+            token=await token_for(rt, applicant),
+        )
+    ).data["tenant"]["status"] == "PENDING"
+    assert (
+        await gql(client, "query($id: ID!) { tenant(id: $id) { id } }", {"id": tenant["id"]})
+    ).code == "NOT_FOUND"
+    # when an operator approves, the tenant is told through the outbox
+    operator = await token_for(rt, await make_user(rt, "op@example.com", Role.OPERATOR))
+    done = await gql(
+        client,
+        'mutation($t: ID!) { auditMerchant(tenantId: $t, approve: true, opinion: "ok") { status } }',
+        {"t": tenant["id"]},
+        token=operator,
+    )
+    assert done.data["auditMerchant"]["status"] == "ACTIVE"
+    async with rt.db.read() as session:
+        events = (
+            await session.exec(select(OutboxEvent).where(OutboxEvent.topic == "merchant.audited"))
+        ).all()
+    assert [e.payload["resource"]["status"] for e in events] == ["ACTIVE"]

@@ -229,6 +229,20 @@ class IdentityMutation:
         )
         return Tenant.from_model(tenant)
 
+    @strawberry.mutation(
+        description="Apply to sell on the platform: a PENDING tenant with you as its organizer, "
+        "until an operator audits it."
+    )
+    async def apply_for_tenant(self, info: Info, input: CreateTenantInput) -> Tenant:
+        tenant = await tenants.apply_for_tenant(
+            db=info.context.rt.db,
+            viewer=await info.context.viewer(),
+            name=input.name,
+            logo_url=input.logo_url,
+            contact=input.contact.to_dict() if input.contact else None,
+        )
+        return Tenant.from_model(tenant)
+
     @strawberry.mutation(description="ORGANIZER of the tenant or OPERATOR.")
     async def update_tenant(
         self, info: Info, id: strawberry.ID, input: UpdateTenantInput

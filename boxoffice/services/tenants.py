@@ -9,7 +9,7 @@ from boxoffice.clock import utcnow
 from boxoffice.db import Database
 from boxoffice.errors import AlreadyExists, BadUserInput, NotFound
 from boxoffice.models.identity import TENANT_ROLES, Membership, Role, Tenant, TenantStatus, User
-from boxoffice.services import audit, validation
+from boxoffice.services import audit, outbox, validation
 from boxoffice.services.viewer import Viewer
 
 TENANT_FIELDS = ("name", "logo_url", "status", "currency", "audit_opinion")
@@ -206,6 +206,65 @@ async def audit_merchant(
             target_id=tenant.id,
             tenant_id=tenant.id,
             before=before,
+            after=audit.snapshot(tenant, TENANT_FIELDS),
+        )
+        outbox.emit(
+            session,
+            topic="merchant.audited",
+            aggregate_type="Tenant",
+            aggregate_id=tenant.id,
+            tenant_id=tenant.id,
+            payload={
+                "resource": {
+                    "id": tenant.id,
+                    "name": tenant.name,
+                    "status": tenant.status.value,
+                    "auditOpinion": tenant.audit_opinion,
+                }
+            },
+        )
+    return tenant
+
+
+async def apply_for_tenant(
+    *,
+    db: Database,
+    viewer: Viewer,
+    name: str,
+    contact: dict[str, str] | None = None,
+    logo_url: str | None = None,
+) -> Tenant:
+    """A signed-in user applies to sell on the platform: the tenant starts PENDING, the
+    applicant becomes its ORGANIZER (at their next sign-in) and may prepare the catalog, but
+    nothing is sold until an operator approves it (``auditMerchant``)."""
+    user_id = viewer.require_user()
+    tenant = Tenant(
+        name=validation.text(name, field="name", max_length=100),
+        logo_url=validation.url(logo_url, field="logoUrl"),
+        contact=_clean_contact(contact),
+        status=TenantStatus.PENDING,
+    )
+    async with db.write() as session:
+        pending = await session.exec(
+            select(Membership.id)
+            .join(Tenant, col(Tenant.id) == col(Membership.tenant_id))
+            .where(
+                Membership.user_id == user_id,
+                col(Tenant.status) == TenantStatus.PENDING,
+            )
+        )
+        if pending.first() is not None:
+            raise AlreadyExists("You already have an application waiting for review.")
+        session.add(tenant)
+        await session.flush()
+        session.add(Membership(tenant_id=tenant.id, user_id=user_id, role=Role.ORGANIZER))
+        audit.record(
+            session,
+            viewer=viewer,
+            action="tenant.apply",
+            target_type="Tenant",
+            target_id=tenant.id,
+            tenant_id=tenant.id,
             after=audit.snapshot(tenant, TENANT_FIELDS),
         )
     return tenant
