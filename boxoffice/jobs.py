@@ -22,6 +22,7 @@ from boxoffice.models.identity import RefreshToken
 from boxoffice.runtime import Runtime
 from boxoffice.services import orders, payments
 from boxoffice.services.catalog_statuses import refresh_statuses
+from boxoffice.services.coupon_issuing import issue_consumer
 from boxoffice.services.notifications import notification_consumer
 from boxoffice.services.outbox import Consumer, dispatch_once
 from boxoffice.services.webhook_delivery import fanout_consumer, sender_for
@@ -96,6 +97,7 @@ async def stop_webhooks(rt: Runtime) -> None:
 CONSUMERS: list[Consumer] = [  # each feature registers its outbox consumer here
     notification_consumer(),
     fanout_consumer(),
+    issue_consumer(),
 ]
 
 
