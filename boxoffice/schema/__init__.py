@@ -21,6 +21,7 @@ from strawberry.tools import merge_types
 
 from boxoffice.config import Settings
 from boxoffice.resolvers.catalog import CatalogMutation, CatalogQuery
+from boxoffice.resolvers.coupons import CouponMutation, CouponQuery
 from boxoffice.resolvers.identity import IdentityMutation, IdentityQuery
 from boxoffice.resolvers.inventory import InventoryMutation, InventoryQuery
 from boxoffice.resolvers.notifications import NotificationMutation, NotificationQuery
@@ -42,6 +43,7 @@ Query = merge_types(
         CatalogQuery,
         InventoryQuery,
         OrdersQuery,
+        CouponQuery,
         NotificationQuery,
         WebhookQuery,
         OutboxQuery,
@@ -54,6 +56,7 @@ Mutation = merge_types(
         CatalogMutation,
         InventoryMutation,
         OrdersMutation,
+        CouponMutation,
         NotificationMutation,
         WebhookMutation,
         OutboxMutation,

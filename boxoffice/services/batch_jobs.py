@@ -52,6 +52,7 @@ async def job_items(
     first: int | None = None,
     after: int | None = None,
     failed_only: bool = False,
+    settled_only: bool = False,
 ) -> list[BatchJobItem]:
     """A job's items in the order the people were given, from after position ``after``
     (the caller has already checked the job may be read)."""
@@ -61,6 +62,8 @@ async def job_items(
         query = query.where(col(BatchJobItem.position) > after)
     if failed_only:
         query = query.where(col(BatchJobItem.status) == BatchItemStatus.FAILED)
+    elif settled_only:
+        query = query.where(col(BatchJobItem.status) != BatchItemStatus.PENDING)
     async with db.read() as session:
         rows = await session.exec(query.order_by(col(BatchJobItem.position)).limit(size))
         return list(rows.all())
