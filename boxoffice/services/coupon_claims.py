@@ -78,7 +78,7 @@ async def _ensure_holder(
 ) -> None:
     dialect = (await session.connection()).dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(
+    await session.exec(
         insert(CouponHolder)
         .values(coupon_id=coupon_id, user_id=user_id, claimed=0, updated_at=now)
         .on_conflict_do_nothing(index_elements=["coupon_id", "user_id"])
@@ -138,9 +138,10 @@ async def grant(
         )
         .values(claimed=col(Coupon.claimed) + 1, updated_at=now)
     )
-    await session.refresh(coupon)
+    current = await session.get(Coupon, coupon.id, populate_existing=True)
+    assert current is not None
     if stock.rowcount != 1:
-        raise unavailable(refusal(coupon, now, early=early) or "SOLD_OUT")
+        raise unavailable(refusal(current, now, early=early) or "SOLD_OUT")
     return user_coupon
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import col, func, select, update
+from sqlmodel import col, func, insert, select, update
 
 from boxoffice.clock import utcnow
 from boxoffice.db import Database
@@ -88,9 +88,9 @@ async def issue_coupons(
         )
         session.add(job)
         await session.flush()
-        await session.execute(
-            BatchJobItem.__table__.insert(),  # type: ignore[attr-defined]
-            [
+        await session.exec(
+            insert(BatchJobItem),
+            params=[
                 {
                     "id": new_id(),
                     "job_id": job.id,
