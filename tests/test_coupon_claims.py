@@ -159,6 +159,8 @@ async def test_sold_out(rt: Runtime):
     first, second = await make_customers(rt, 2)
     await claimed(rt, first, coupon)
     assert await reason_of(claimed(rt, second, coupon)) == "SOLD_OUT"
+    # while the one who has it hears that they have it
+    assert await reason_of(claimed(rt, first, coupon)) == "ALREADY_CLAIMED"
 
 
 async def test_already_claimed(rt: Runtime):

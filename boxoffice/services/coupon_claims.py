@@ -85,6 +85,15 @@ async def _ensure_holder(
     )
 
 
+async def _at_limit(session: AsyncSession, coupon: Coupon, user_id: str) -> bool:
+    held = await session.exec(
+        select(CouponHolder.claimed).where(
+            CouponHolder.coupon_id == coupon.id, CouponHolder.user_id == user_id
+        )
+    )
+    return (held.first() or 0) >= coupon.per_user_limit
+
+
 async def grant(
     session: AsyncSession,
     coupon: Coupon,
@@ -98,6 +107,8 @@ async def grant(
     module docstring). Raises ``CouponUnavailable`` with the reason."""
     early = source is CouponSource.ISSUE
     reason = refusal(coupon, now, early=early)
+    if reason == "SOLD_OUT" and await _at_limit(session, coupon, user_id):
+        reason = "ALREADY_CLAIMED"  # the more useful answer to someone who has theirs
     if reason is not None:
         raise unavailable(reason)
     await _ensure_holder(session, coupon.id, user_id, now)
