@@ -488,6 +488,7 @@ async def test_a_late_payment_cannot_revive_an_order_whose_coupon_went_elsewhere
         await hold_for(rt, user, sale.session, seat_ids=sale.seat_ids[:1]),
         user_coupon_id=mine.user_coupon.id,
     )
+    await assert_order_adds_up(rt, first)
     payment = await start_sandbox_payment(rt, user, first)
     await expire(rt, first)
     second = await order_for(
