@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from boxoffice.demo_catalog import seed_catalog
+from boxoffice.demo_coupons import seed_coupons
 from boxoffice.errors import AlreadyExists
 from boxoffice.models.identity import Membership, Role, Tenant, TenantStatus, User
 from boxoffice.runtime import Runtime
@@ -79,4 +80,5 @@ async def seed_demo(rt: Runtime) -> list[str]:
         lines.append(f"{role.value:<9} {email}  password: {DEMO_PASSWORD}  id: {user.id}{where}")
     assert operator is not None
     lines += await seed_catalog(rt, tenants, operator)
+    lines += await seed_coupons(rt, tenants, operator)
     return lines

@@ -23,6 +23,7 @@ from boxoffice.models.outbox import OutboxEvent
 from boxoffice.runtime import Runtime
 from boxoffice.services import orders, payments, sales_stats
 from boxoffice.services.catalog_statuses import refresh_statuses
+from boxoffice.services.coupon_issuing import issue_consumer
 from boxoffice.services.notifications import notification_consumer
 from boxoffice.services.outbox import Consumer, dispatch_once, oldest_pending
 from boxoffice.services.webhook_delivery import fanout_consumer, sender_for
@@ -102,6 +103,7 @@ CONSUMERS: list[Consumer] = [  # each feature registers its outbox consumer here
     notification_consumer(),
     fanout_consumer(),
     Consumer("sales-dashboard", _announce_sale, topics=sales_stats.SALES_TOPICS, max_attempts=3),
+    issue_consumer(),
 ]
 
 

@@ -20,7 +20,10 @@ from boxoffice.metrics import Metrics
 from boxoffice.providers.messaging import SandboxMessaging
 from boxoffice.providers.payments.registry import PaymentProviders, build_payment_providers
 from boxoffice.providers.wechat import SandboxWechat, WechatOAuth
-from boxoffice.services import inventory
+from boxoffice.services import (  # noqa: F401 - coupon_redemption installs the discount steps
+    coupon_redemption,
+    inventory,
+)
 from boxoffice.services.access_tokens import AccessTokens
 from boxoffice.services.availability_feed import AvailabilityFeeds
 from boxoffice.services.catalog_cache import CatalogCache

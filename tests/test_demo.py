@@ -6,6 +6,7 @@ from sqlmodel import func, select
 
 from boxoffice.clock import utcnow
 from boxoffice.demo import seed_demo
+from boxoffice.models.coupons import Coupon, Promotion
 from boxoffice.models.events import Event, EventSession, EventStatus
 from boxoffice.models.home import Banner
 from boxoffice.models.venues import SeatMap, Venue
@@ -35,3 +36,8 @@ async def test_seed_demo_builds_a_catalog_once(rt: Runtime):
     assert any(s.queue_enabled for s in on_sale) and any(not s.queue_enabled for s in on_sale)
     assert any(s.ends_at < now for s in sessions) and any(s.starts_at > now for s in sessions)
     assert banners >= 2
+    async with rt.db.read() as session:
+        codes = set((await session.exec(select(Coupon.code))).all())
+        promotions = (await session.exec(select(func.count()).select_from(Promotion))).one()
+    assert {"WELCOME30", "LAUGH-90"} <= codes
+    assert promotions == 1

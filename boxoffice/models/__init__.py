@@ -7,7 +7,9 @@ rely on that), so each domain module is imported here.
 from sqlmodel import SQLModel
 
 from boxoffice.models import (  # noqa: F401
+    batch_jobs,
     blacklist,
+    coupons,
     events,
     home,
     identity,

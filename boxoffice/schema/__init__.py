@@ -22,6 +22,7 @@ from strawberry.tools import merge_types
 from boxoffice.config import Settings
 from boxoffice.resolvers.back_office import BackOfficeMutation, BackOfficeQuery
 from boxoffice.resolvers.catalog import CatalogMutation, CatalogQuery
+from boxoffice.resolvers.coupons import CouponMutation, CouponQuery
 from boxoffice.resolvers.identity import IdentityMutation, IdentityQuery
 from boxoffice.resolvers.inventory import InventoryMutation, InventoryQuery
 from boxoffice.resolvers.notifications import NotificationMutation, NotificationQuery
@@ -45,6 +46,7 @@ Query = merge_types(
         BackOfficeQuery,
         InventoryQuery,
         OrdersQuery,
+        CouponQuery,
         NotificationQuery,
         WebhookQuery,
         OutboxQuery,
@@ -58,6 +60,7 @@ Mutation = merge_types(
         BackOfficeMutation,
         InventoryMutation,
         OrdersMutation,
+        CouponMutation,
         NotificationMutation,
         WebhookMutation,
         OutboxMutation,

@@ -95,6 +95,12 @@ class Order:
     discount: Money = strawberry.field(description="Promotion plus coupon.")
     total: Money
     refunded: Money
+    user_coupon_id: strawberry.ID | None = strawberry.field(
+        description="The coupon used (see couponDiscount)."
+    )
+    promotion_id: strawberry.ID | None = strawberry.field(
+        description="The event promotion applied (see promotionDiscount)."
+    )
     contact: Contact
     expires_at: datetime | None
     paid_at: datetime | None
@@ -122,6 +128,8 @@ class Order:
             ),
             total=Money.from_minor(order.total_minor, c),
             refunded=Money.from_minor(order.refunded_minor, c),
+            user_coupon_id=strawberry.ID(order.user_coupon_id) if order.user_coupon_id else None,
+            promotion_id=strawberry.ID(order.promotion_id) if order.promotion_id else None,
             contact=Contact(name=order.contact_name, _order=order),
             expires_at=order.expires_at,
             paid_at=order.paid_at,

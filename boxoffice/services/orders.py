@@ -471,8 +471,12 @@ async def _end_unpaid(
     return order
 
 
-# Features that attach something to an unpaid order (coupons) register how to give it back.
+# Features that attach something to an unpaid order (coupons) register how to give it back
+# (``async hook(session, order)``, in the transaction that ends the order) and how to take it
+# again when a late payment revives the order (``async hook(session, order) -> bool``; False
+# means it is gone and the order cannot be revived).
 RELEASE_HOOKS: list[Any] = []
+REVIVE_HOOKS: list[Any] = []
 
 
 async def get_order(*, db: Database, viewer: Viewer, order_id: str) -> Order:

@@ -27,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from boxoffice.backends.seat_ledger import HoldRequest, LedgerNotLoaded
 from boxoffice.clock import utcnow
-from boxoffice.errors import BadUserInput, BoxofficeError, NotFound
+from boxoffice.errors import BadUserInput, BoxofficeError, NotFound, OrderStateInvalid
 from boxoffice.ids import new_id
 from boxoffice.models.orders import (
     CallbackVerdict,
@@ -52,6 +52,7 @@ from boxoffice.providers.payments.registry import PaymentProviders
 from boxoffice.services import inventory, order_states, outbox
 from boxoffice.services.inventory import ms
 from boxoffice.services.orders import (
+    REVIVE_HOOKS,
     OrderDeps,
     give_capacity,
     items_of,
@@ -352,6 +353,9 @@ async def _revive(session: AsyncSession, deps: PaymentDeps, order: Order, now: d
         return False
     try:
         async with session.begin_nested():
+            for retake in REVIVE_HOOKS:
+                if not await retake(session, order):
+                    raise OrderStateInvalid("Something this order used is gone.")
             await take_capacity(session, dict(units))
             for item in items:
                 item.live, item.status = True, ItemStatus.ACTIVE

@@ -8,11 +8,13 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from boxoffice.errors import BadUserInput
+from boxoffice.money import to_minor
 
 _EMAIL = re.compile(
     r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$"
 )
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+MAX_AMOUNT_MINOR = 10**9  # ten million yuan: beyond any ticket order, within a 32-bit column
 
 
 def email(value: str, *, field: str = "email") -> str:
@@ -85,6 +87,26 @@ def non_negative_amount(value: Decimal, *, field: str) -> Decimal:
     if not value.is_finite() or value < 0:
         raise BadUserInput(f"{field} must be ≥ 0", field=field)
     return value
+
+
+def amount_minor(value: Decimal, *, field: str, allow_zero: bool = False) -> int:
+    """A money amount with at most two decimal places, as minor units: > 0 (or ≥ 0)."""
+    if not value.is_finite() or value < 0 or (value == 0 and not allow_zero):
+        raise BadUserInput(f"{field} must be {'≥ 0' if allow_zero else '> 0'}", field=field)
+    minor = to_minor(value, field=field)
+    if minor > MAX_AMOUNT_MINOR:
+        raise BadUserInput(f"{field} is too large", field=field)
+    return minor
+
+
+def percent_bp(value: Decimal, *, field: str) -> int:
+    """A percentage in (0, 100] with at most two decimal places, as basis points (1 % = 100)."""
+    if not value.is_finite() or value <= 0 or value > 100:
+        raise BadUserInput(f"{field} must be a percentage above 0 and at most 100", field=field)
+    bp = value * 100
+    if bp != bp.to_integral_value():
+        raise BadUserInput(f"{field} must have at most two decimal places", field=field)
+    return int(bp)
 
 
 def aware(value: datetime, *, field: str) -> datetime:
