@@ -351,7 +351,9 @@ class SeatBoard {
     const labelsAt = minY - 0.7 * pitch; // the baseline of section names
     const stageAt = labelsAt - font - 0.5 * pitch - stageHeight;
     const pad = pitch;
-    this.svg.setAttribute("viewBox", `${minX - pad} ${stageAt - 0.3 * pitch} ${maxX - minX + 2 * pad} ${maxY - stageAt + 0.3 * pitch + pad}`);
+    const width = maxX - minX + 2 * pad;
+    this.svg.setAttribute("viewBox", `${minX - pad} ${stageAt - 0.3 * pitch} ${width} ${maxY - stageAt + 0.3 * pitch + pad}`);
+    this.svg.style.maxWidth = `${Math.max(320, (width / pitch) * 30)}px`; // small maps stay small
     const stage = svgEl("g", { class: "stage" });
     stage.append(svgEl("rect", { x: minX, y: stageAt, width: Math.max(maxX - minX, pitch), height: stageHeight, rx: 0.3 * font }));
     const stageLabel = svgEl("text", { x: (minX + maxX) / 2, y: stageAt + 1.15 * font, "font-size": font });
