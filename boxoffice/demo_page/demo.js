@@ -271,7 +271,10 @@ function clock(ms) {
 }
 
 function when(iso) {
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  // the API gives instants (UTC offsets) but no venue time zone: show the viewer's, named
+  return new Date(iso).toLocaleString(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+  });
 }
 
 function waitText(seconds) {
@@ -601,6 +604,7 @@ async function signOut() {
 async function showEvents() {
   leaveSession();
   show("events");
+  $("events-message").textContent = "";
   const list = $("event-list");
   list.replaceChildren();
   const data = await http.request(OPS.events);
@@ -626,7 +630,7 @@ async function showEvents() {
 
 function alertError(error) {
   say(problem(error), "error");
-  $("login-error").textContent = problem(error);
+  $("events-message").textContent = problem(error);
 }
 
 // --- opening a session: the waiting room first when it has one
@@ -723,7 +727,8 @@ function showMap(session) {
   app.tierAvailable = new Map(session.tiers.map((tier) => [tier.id, tier.available]));
   const svg = $("seat-map");
   svg.replaceChildren();
-  svg.hidden = !session.seatMap;
+  svg.toggleAttribute("hidden", !session.seatMap); // an SVG element has no `hidden` property
+  $("legend").hidden = !session.seatMap;
   $("no-map").hidden = Boolean(session.seatMap);
   app.board = session.seatMap
     ? new SeatBoard(svg, session.seatMap.compact, session.tiers, { pick: pickSeat, hover: hoverSeat })
@@ -856,6 +861,10 @@ function renderSelection() {
 }
 
 async function holdSeats(choice = null) {
+  if (app.hold || app.order) {
+    say("Order or release what you hold first.", "warn");
+    return;
+  }
   const session = app.session;
   const input = { sessionId: session.id, ...(choice ?? { seatIds: [...app.selected] }) };
   $("hold-button").disabled = true;
@@ -880,7 +889,7 @@ async function holdSeats(choice = null) {
     for (const id of app.selected) app.board.mark(id, null);
     app.selected.clear();
     for (const seat of hold.seats) app.board?.mark(seat.id, "mine");
-    say("Held. Another window now sees these seats as held.");
+    say(hold.seats.length ? "Held: every other window now shows these seats as held." : "Held: the tier's count went down in every window.");
     startTicker();
   } catch (error) {
     const taken = error.extensions?.seats ?? [];
@@ -917,8 +926,9 @@ function startTicker() {
 
 function tick() {
   if (app.order) {
-    const left = app.order.expiresAt ? Date.parse(app.order.expiresAt) - serverNow() : null;
-    $("order-countdown").textContent = app.order.status === "PENDING_PAYMENT" && left !== null ? `Pay within ${clock(left)}` : "";
+    const pending = app.order.status === "PENDING_PAYMENT" && app.order.expiresAt;
+    $("order-countdown").textContent = pending ? `Pay within ${clock(Date.parse(app.order.expiresAt) - serverNow())}` : "";
+    if (!pending) clearInterval(app.ticker);
     return;
   }
   if (!app.hold) {
@@ -963,9 +973,8 @@ async function placeOrder() {
     const contact = { name: $("contact-name").value.trim() || null, phone: $("contact-phone").value.trim() || null };
     const order = (await http.request(OPS.order, { input: { holdToken: hold.token, idempotencyKey: hold.idempotencyKey, contact } })).createOrder;
     app.order = { ...order, payment: null, tickets: null };
+    $("pay-button").disabled = false;
     watchOrder(order.id);
-    const intent = (await http.request(OPS.pay, { orderId: order.id })).startPayment;
-    app.order.payment = intent;
     say("Ordered: the seats stay yours until the order is paid or expires.");
   } catch (error) {
     say(problem(error), "error");
@@ -1003,10 +1012,12 @@ function orderChanged(update) {
 }
 
 async function pay() {
-  const payment = app.order?.payment;
-  if (!payment) return;
+  const order = app.order;
+  if (!order) return;
   $("pay-button").disabled = true;
   try {
+    order.payment ??= (await http.request(OPS.pay, { orderId: order.id })).startPayment;
+    const payment = order.payment;
     // The sandbox payer: the server signs and delivers the provider's callback to itself.
     const response = await fetch(`/sandbox/payments/${encodeURIComponent(payment.paymentNo)}/complete`, {
       method: "POST",
@@ -1046,10 +1057,10 @@ function renderOrder() {
   $("order-no").textContent = order.orderNo;
   $("order-status").textContent = order.status;
   $("order-status").dataset.status = order.status;
-  const payable = order.status === "PENDING_PAYMENT" && Boolean(order.payment);
+  const payable = order.status === "PENDING_PAYMENT";
   $("pay-button").hidden = !payable;
   $("pay-hint").hidden = !payable;
-  if (payable) $("pay-button").textContent = `Pay ${money(order.payment.amount)} in the sandbox`;
+  if (payable) $("pay-button").textContent = `Pay ${money(order.total)} in the sandbox`;
   $("again-button").hidden = order.status === "PENDING_PAYMENT";
   const box = $("tickets");
   box.replaceChildren();
