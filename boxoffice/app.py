@@ -22,7 +22,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from boxoffice import payment_routes
+from boxoffice import demo_routes, payment_routes
 from boxoffice.config import Settings
 from boxoffice.errors import BoxofficeError
 from boxoffice.http_middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -145,6 +145,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 methods=["POST"],
             )
         )
+    if settings.demo_page_enabled:
+        routes.append(demo_routes.mount())
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),

@@ -2,7 +2,7 @@
 
 With nothing set, boxoffice runs embedded: a SQLite file, in-process backends and development
 secrets generated once into the data folder. In ``prod`` the secrets are required and GraphiQL,
-introspection and sandbox payments are off unless enabled one by one.
+introspection, sandbox payments and the demo page are off unless enabled one by one.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     graphiql: bool | None = None
     introspection: bool | None = None
     sandbox_payments: bool | None = None
+    demo_page: bool | None = None
     public_base_url: str = "http://127.0.0.1:8000"
     sandbox_merchant_id: str = "boxoffice-sandbox"
     sandbox_payment_retry_delays: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
@@ -116,6 +117,11 @@ class Settings(BaseSettings):
     @property
     def sandbox_payments_enabled(self) -> bool:
         return self.sandbox_payments if self.sandbox_payments is not None else not self.is_prod
+
+    @property
+    def demo_page_enabled(self) -> bool:
+        """The live seat map page at ``/demo`` (on in dev and test, off in prod unless set)."""
+        return self.demo_page if self.demo_page is not None else not self.is_prod
 
     @property
     def webhook_private_addresses_allowed(self) -> bool:

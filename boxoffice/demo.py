@@ -27,6 +27,7 @@ DEMO_ACCOUNTS = (
     ("checkin@laughlab.demo", Role.CHECKIN, 0),
     ("organizer@starlight.demo", Role.ORGANIZER, 1),
     ("fan@demo.boxoffice.dev", Role.CUSTOMER, None),
+    ("friend@demo.boxoffice.dev", Role.CUSTOMER, None),  # a second buyer for the /demo page
 )
 
 
