@@ -26,6 +26,7 @@ from boxoffice.resolvers.inventory import InventoryMutation, InventoryQuery
 from boxoffice.resolvers.notifications import NotificationMutation, NotificationQuery
 from boxoffice.resolvers.orders import OrdersMutation, OrdersQuery
 from boxoffice.resolvers.outbox import OutboxMutation, OutboxQuery
+from boxoffice.resolvers.queue import QueueMutation, QueueQuery
 from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
@@ -34,6 +35,7 @@ from boxoffice.subscriptions.identity import IdentitySubscription
 from boxoffice.subscriptions.inventory import InventorySubscription
 from boxoffice.subscriptions.notifications import NotificationSubscription
 from boxoffice.subscriptions.orders import OrdersSubscription
+from boxoffice.subscriptions.queue import QueueSubscription
 
 Query = merge_types(
     "Query",
@@ -41,6 +43,7 @@ Query = merge_types(
         IdentityQuery,
         CatalogQuery,
         InventoryQuery,
+        QueueQuery,
         OrdersQuery,
         NotificationQuery,
         WebhookQuery,
@@ -53,6 +56,7 @@ Mutation = merge_types(
         IdentityMutation,
         CatalogMutation,
         InventoryMutation,
+        QueueMutation,
         OrdersMutation,
         NotificationMutation,
         WebhookMutation,
@@ -61,7 +65,13 @@ Mutation = merge_types(
 )
 Subscription = merge_types(
     "Subscription",
-    (IdentitySubscription, InventorySubscription, OrdersSubscription, NotificationSubscription),
+    (
+        IdentitySubscription,
+        InventorySubscription,
+        QueueSubscription,
+        OrdersSubscription,
+        NotificationSubscription,
+    ),
 )
 
 PARSE_CACHE_SIZE = 1024
