@@ -18,7 +18,7 @@ An event sells through the waiting room while it has a *queue session*: a sessio
 ``QueueEventCache`` keeps the per-event answers (what ``joinQueue``, ``queueStatus`` and the
 subscription ask on every call) in memory for a few seconds, dropped with the catalog's
 invalidations. ``QueueCatalog`` is the admission ticker's ``schedules`` source: one query per
-tick, plus one ledger snapshot per queue session of the events whose sale is open.
+tick, plus one ledger counter read per queue session of the events whose sale is open.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from boxoffice.backends.seat_ledger import SeatLedger
+from boxoffice.backends.seat_ledger import LedgerNotLoaded, SeatLedger
 from boxoffice.clock import as_utc, utcnow
 from boxoffice.db import Database
 from boxoffice.errors import BadUserInput, NotFound
@@ -254,6 +254,30 @@ class QueueEventCache:
             self.drop_events(event_ids)
 
 
+async def public_units(
+    *, db: Database, ledger: SeatLedger, rules_cache: SessionRulesCache, session_ids: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Units the public can hold now, per session and tier, from the ledger's counters (no
+    seat list is read); sessions whose ledger is not loaded are loaded from the database."""
+    out: dict[str, dict[str, int]] = {}
+    missing = []
+    for session_id in session_ids:
+        try:
+            counts = await ledger.counts(session_id)
+        except LedgerNotLoaded:
+            counts = {}
+        if not counts:
+            missing.append(session_id)
+            continue
+        out[session_id] = {t: max(0, c.free - c.set_aside) for t, c in counts.items()}
+    if missing:
+        loaded = await inventory.snapshots(
+            db=db, ledger=ledger, rules_cache=rules_cache, session_ids=missing
+        )
+        out.update({sid: dict(snapshot.available) for sid, snapshot in loaded.items()})
+    return out
+
+
 async def sold_out(
     *,
     db: Database,
@@ -264,12 +288,12 @@ async def sold_out(
     """True when the sessions have at least one ACTIVE tier and none has anything left."""
     if not session_ids:
         return False
-    snapshots = await inventory.snapshots(
+    available = await public_units(
         db=db, ledger=ledger, rules_cache=rules_cache, session_ids=session_ids
     )
     rules = await rules_cache.get_many(session_ids)
     active = [
-        snapshots[sid].available.get(tier_id, 0)
+        available[sid].get(tier_id, 0)
         for sid in session_ids
         if sid in rules
         for tier_id, tier in rules[sid].tiers.items()
@@ -389,6 +413,7 @@ __all__ = [
     "QueueEvent",
     "QueueEventCache",
     "QueueSession",
+    "public_units",
     "read_queue_events",
     "require_joinable",
     "require_visible",
