@@ -13,13 +13,15 @@ import jwt
 import pytest
 from sqlmodel import col, select
 
+from boxoffice.backends.codes import CodeStore
 from boxoffice.clock import utcnow
 from boxoffice.models.events import EventSession
 from boxoffice.models.identity import AuditEntry, Role
 from boxoffice.runtime import Runtime
-from boxoffice.services import waiting_room
+from boxoffice.services import inventory, waiting_room
 from tests.catalog_factories import OPERATOR
-from tests.helpers import gql, make_tenant, make_user, token_for
+from tests.helpers import gql, make_tenant, make_user, token_for, viewer_for
+from tests.order_factories import hold_for
 from tests.queue_factories import (
     HOLD,
     JOIN,
@@ -376,3 +378,46 @@ async def test_a_session_without_a_queue_needs_no_token(client: httpx.AsyncClien
     ((_fan, fan_token),) = await customers(rt, 1)
     item = {"sessionId": sale.session.id, "tierId": sale.tier.id, "quantity": 1}
     assert (await gql(client, HOLD, {"i": item}, token=fan_token)).data["createHold"]
+
+
+class UnreachableCodes:
+    """A short-lived store that fails when a queue token is spent (Redis went away)."""
+
+    def __init__(self, codes: CodeStore) -> None:
+        self.codes = codes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.codes, name)
+
+    async def put_if_absent(self, key: str, value: str, *, ttl_seconds: float) -> bool:
+        raise ConnectionError("the store is unreachable")
+
+
+async def test_a_token_that_cannot_be_spent_leaves_no_hold(client: httpx.AsyncClient, rt: Runtime):
+    # given a queue session and a good token
+    sale = await queue_sale(rt)
+    ((fan, _fan_token),) = await customers(rt, 1)
+    token = rt.queue_tokens.issue(user_id=fan.id, event_id=sale.event.id).token
+    before = await available(client, sale.session.id)
+    # when spending the token fails after the seats were held
+    with pytest.raises(ConnectionError):
+        await inventory.create_hold(
+            db=rt.db,
+            ledger=rt.backends.ledger,
+            rules_cache=rt.session_rules,
+            sold_out=rt.sold_out,
+            queue_tokens=rt.queue_tokens,
+            codes=UnreachableCodes(rt.backends.codes),  # type: ignore[arg-type]
+            viewer=await viewer_for(rt, fan),
+            session_id=sale.session.id,
+            tier_id=sale.tier.id,
+            quantity=2,
+            queue_token=token,
+            ttl_seconds=120,
+        )
+    # then the seats are back, and the token still works once
+    assert await available(client, sale.session.id) == before
+    held = await hold_for(
+        rt, fan, sale.session, tier_id=sale.tier.id, quantity=2, queue_token=token
+    )
+    assert held.quantity == 2
