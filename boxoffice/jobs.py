@@ -18,6 +18,7 @@ from sqlmodel import col, delete
 
 from boxoffice.backends.seat_ledger import LedgerNotLoaded
 from boxoffice.clock import utcnow
+from boxoffice.config import Settings
 from boxoffice.models.identity import RefreshToken
 from boxoffice.models.outbox import OutboxEvent
 from boxoffice.runtime import Runtime
@@ -26,6 +27,9 @@ from boxoffice.services.catalog_statuses import refresh_statuses
 from boxoffice.services.coupon_issuing import issue_consumer
 from boxoffice.services.notifications import notification_consumer
 from boxoffice.services.outbox import Consumer, dispatch_once, oldest_pending
+from boxoffice.services.queue_admission import AdmissionTicker
+from boxoffice.services.queue_events import QueueCatalog
+from boxoffice.services.queue_notices import record_admissions
 from boxoffice.services.webhook_delivery import fanout_consumer, sender_for
 
 log = logging.getLogger("boxoffice.jobs")
@@ -37,6 +41,10 @@ class PeriodicJob:
     interval_seconds: float
     run: Callable[[Runtime], Awaitable[object]]
     stop: Callable[[Runtime], Awaitable[None]] | None = None  # on shutdown, if it left tasks
+    interval_for: Callable[[Settings], float] | None = None  # a configured interval instead
+
+    def every(self, settings: Settings) -> float:
+        return self.interval_for(settings) if self.interval_for else self.interval_seconds
 
 
 async def purge_refresh_tokens(rt: Runtime) -> int:
@@ -129,6 +137,50 @@ async def query_payments(rt: Runtime) -> int:
     return await payments.query_stale_payments(rt.payment_deps)
 
 
+def queue_ticker(rt: Runtime) -> tuple[AdmissionTicker, QueueCatalog]:
+    """The process's admission ticker over the catalog (kept on the runtime: it carries
+    fractions of admissions from tick to tick)."""
+    kept = rt.extras.get("queue_ticker")
+    if isinstance(kept, tuple):
+        return kept
+    catalog = QueueCatalog(
+        db=rt.db,
+        ledger=rt.backends.ledger,
+        rules_cache=rt.session_rules,
+        default_rate=rt.settings.queue_admit_per_second,
+    )
+    ticker = AdmissionTicker(
+        room=rt.backends.waiting_room,
+        broker=rt.backends.broker,
+        leases=rt.backends.leases,
+        schedules=catalog,
+        owner=rt.instance_id,
+        tick_seconds=rt.settings.queue_tick_seconds,
+        admission_window_seconds=rt.settings.queue_admission_window_seconds,
+    )
+    rt.extras["queue_ticker"] = (ticker, catalog)
+    return ticker, catalog
+
+
+async def admit_queues(rt: Runtime) -> int:
+    """One admission tick for every event selling through the waiting room, then a
+    ``queue.admitted`` notice for each user it let in; how many were admitted."""
+    ticker, catalog = queue_ticker(rt)
+    admitted = 0
+    for report in await ticker.tick():
+        event = catalog.event(report.event_id)
+        admitted += len(report.admitted)
+        if event is None or not report.admitted:
+            continue
+        try:
+            await record_admissions(
+                rt.db, event=event, report=report, window_seconds=ticker.admission_window_seconds
+            )
+        except Exception:
+            log.exception("could not record the admissions of %s", report.event_id)
+    return admitted
+
+
 JOBS: list[PeriodicJob] = [
     PeriodicJob("purge-refresh-tokens", 3600, purge_refresh_tokens),
     PeriodicJob("outbox-lag", 15.0, measure_outbox_lag),
@@ -137,6 +189,12 @@ JOBS: list[PeriodicJob] = [
     PeriodicJob("query-payments", 60.0, query_payments),
     PeriodicJob("catalog-statuses", 30, refresh_catalog_statuses),
     PeriodicJob("webhook-sender", 0.5, send_webhooks, stop=stop_webhooks),
+    PeriodicJob(
+        "queue-admission",
+        1.0,
+        admit_queues,
+        interval_for=lambda settings: settings.queue_tick_seconds,
+    ),
 ]
 
 
@@ -171,7 +229,8 @@ class JobRunner:
 
     async def _loop(self, job: PeriodicJob) -> None:
         lease = f"job:{job.name}"
-        ttl = max(job.interval_seconds * 3, 5.0)
+        interval = job.every(self.rt.settings)
+        ttl = max(interval * 3, 5.0)
         while True:
             try:
                 if await self.rt.backends.leases.acquire(
@@ -182,4 +241,4 @@ class JobRunner:
                 raise
             except Exception:
                 log.exception("job %s failed", job.name)
-            await asyncio.sleep(job.interval_seconds)
+            await asyncio.sleep(interval)

@@ -31,6 +31,7 @@ from boxoffice.services.inventory import SoldOutFlags
 from boxoffice.services.orders import OrderDeps
 from boxoffice.services.passwords import PasswordHasher
 from boxoffice.services.payments import PaymentDeps
+from boxoffice.services.queue_events import QueueEventCache
 from boxoffice.services.queue_tokens import QueueTokens
 from boxoffice.services.session_rules import SessionRulesCache
 from boxoffice.services.sign_in import AuthKit
@@ -53,6 +54,7 @@ class Runtime:
     availability_feeds: AvailabilityFeeds
     sold_out: SoldOutFlags
     payments: PaymentProviders
+    queue_events: QueueEventCache
     metrics: Metrics = field(default_factory=Metrics)
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     extras: dict[str, Any] = field(default_factory=dict)
@@ -144,6 +146,8 @@ async def open_runtime(
                 await inventory.load_ledger(db=db, ledger=backends.ledger, rules=rules, force=True)
 
     catalog_cache.follow_sessions(reshape)
+    queue_events = QueueEventCache(db)
+    catalog_cache.follow(queue_events.follow)
     view_counts = ViewCounts(db)
     view_counts.start()
     return Runtime(
@@ -160,4 +164,5 @@ async def open_runtime(
         availability_feeds=feeds,
         sold_out=SoldOutFlags(feeds),
         payments=build_payment_providers(settings, sandbox_client=sandbox_client),
+        queue_events=queue_events,
     )

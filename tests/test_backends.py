@@ -140,3 +140,23 @@ async def test_broker_survives_a_redis_restart(redis_server: RedisServer):
             await backends.close()
     finally:
         server.stop()
+
+
+async def test_a_latest_only_subscriber_that_fell_behind_gets_the_newest(backends: Backends):
+    # given a latest-only and an ordinary subscriber that do not read for a while
+    broker = backends.broker
+    async with (
+        broker.subscribe("state", latest_only=True) as latest,
+        broker.subscribe("state") as every,
+    ):
+        newest, ordinary = latest.__aiter__(), every.__aiter__()
+        await asyncio.sleep(0.05)
+        for i in range(5):
+            await broker.publish("state", str(i))
+        assert await asyncio.wait_for(ordinary.__anext__(), 5) == "0"
+        for _ in range(4):
+            await asyncio.wait_for(ordinary.__anext__(), 5)  # all delivered by now
+        # when it reads, then it gets only the newest, and later ones as they come
+        assert await asyncio.wait_for(newest.__anext__(), 5) == "4"
+        await broker.publish("state", "5")
+        assert await asyncio.wait_for(newest.__anext__(), 5) == "5"

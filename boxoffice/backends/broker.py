@@ -86,8 +86,15 @@ class Broker:
             await self._redis.publish(channel, message)
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
-        """Yield an iterator of the channel's messages until the block exits."""
+    async def subscribe(
+        self, channel: str, *, latest_only: bool = False
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        """Yield an iterator of the channel's messages until the block exits.
+
+        ``latest_only`` (for channels whose every message carries the whole state, like the
+        queue's watermark): a subscriber that fell behind gets only the newest of the
+        messages waiting for it — or ``RESYNC`` if one of them was — so a slow consumer does
+        its work once per catch-up instead of once per message."""
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=self._queue_size)
         async with self._lock:
             subscribers = self._subscribers.setdefault(channel, set())
@@ -97,7 +104,12 @@ class Broker:
 
         async def messages() -> AsyncIterator[str]:
             while True:
-                yield await queue.get()
+                message = await queue.get()
+                if latest_only:
+                    while not queue.empty():
+                        newer = queue.get_nowait()
+                        message = RESYNC if RESYNC in (message, newer) else newer
+                yield message
 
         try:
             yield messages()

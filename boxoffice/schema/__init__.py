@@ -28,6 +28,7 @@ from boxoffice.resolvers.inventory import InventoryMutation, InventoryQuery
 from boxoffice.resolvers.notifications import NotificationMutation, NotificationQuery
 from boxoffice.resolvers.orders import OrdersMutation, OrdersQuery
 from boxoffice.resolvers.outbox import OutboxMutation, OutboxQuery
+from boxoffice.resolvers.queue import QueueMutation, QueueQuery
 from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
@@ -37,6 +38,7 @@ from boxoffice.subscriptions.identity import IdentitySubscription
 from boxoffice.subscriptions.inventory import InventorySubscription
 from boxoffice.subscriptions.notifications import NotificationSubscription
 from boxoffice.subscriptions.orders import OrdersSubscription
+from boxoffice.subscriptions.queue import QueueSubscription
 
 Query = merge_types(
     "Query",
@@ -45,6 +47,7 @@ Query = merge_types(
         CatalogQuery,
         BackOfficeQuery,
         InventoryQuery,
+        QueueQuery,
         OrdersQuery,
         CouponQuery,
         NotificationQuery,
@@ -59,6 +62,7 @@ Mutation = merge_types(
         CatalogMutation,
         BackOfficeMutation,
         InventoryMutation,
+        QueueMutation,
         OrdersMutation,
         CouponMutation,
         NotificationMutation,
@@ -71,6 +75,7 @@ Subscription = merge_types(
     (
         IdentitySubscription,
         InventorySubscription,
+        QueueSubscription,
         OrdersSubscription,
         NotificationSubscription,
         BackOfficeSubscription,

@@ -560,8 +560,9 @@ async def create_hold(
             await queue_tokens.consume(
                 queue_token or "", codes=codes, user_id=user_id, event_id=rules.event_id
             )
-        except QueueTokenInvalid:
-            await ledger.release(session_id, hold.hold_id, now_ms=ms(utcnow()))
+        except BaseException:
+            # replayed meanwhile, or the store failed: no hold without a spent token
+            await asyncio.shield(ledger.release(session_id, hold.hold_id, now_ms=ms(utcnow())))
             raise
     return _view(rules, hold)
 

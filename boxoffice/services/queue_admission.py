@@ -55,6 +55,7 @@ class TickReport:
     admitted: tuple[tuple[str, int], ...]  # (user_id, seq) in line order
     watermark: int
     expired: int
+    at: float = 0.0  # the tick's time: the admitted are admitted until at + the window
 
 
 class AdmissionTicker:
@@ -117,7 +118,7 @@ class AdmissionTicker:
             event_id, snapshot.state, watermark, schedule.admit_per_second, now
         )
         await self.broker.publish(channels.queue(event_id), message.to_json())
-        return TickReport(event_id, snapshot.state, admitted, watermark, expired)
+        return TickReport(event_id, snapshot.state, admitted, watermark, expired, now)
 
     async def run_once(self) -> list[TickReport] | None:
         """Take (or renew) the lease and tick; None when another process holds it."""

@@ -247,7 +247,7 @@ async def watch_position(
     Raises ``NotFound`` when the user is not (or no longer) in the line, ``SoldOut`` when the
     line closes while the user waits.
     """
-    async with broker.subscribe(channels.queue(event_id)) as messages:
+    async with broker.subscribe(channels.queue(event_id), latest_only=True) as messages:
         entry = await room.status(event_id, user_id)
         if entry is None:
             raise NotFound("You are not in this event's queue.")

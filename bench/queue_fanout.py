@@ -1,0 +1,366 @@
+"""Queue fan-out: how many ``queuePosition`` subscribers one boxoffice process holds, and how
+long after an admission tick the last of them hears its new position.
+
+    .venv/bin/python -m bench.queue_fanout [--subscribers 5000] [--ticks 20] [--interval 1]
+
+One ``boxoffice serve`` process (one uvicorn worker, SQLite and a private Redis on loopback,
+background jobs off) holds every WebSocket. This process seeds the event and its line and
+runs the admission ticker, as ``boxoffice worker`` would: each tick admits ``--rate`` entries
+ahead of the subscribers and publishes ONE broadcast, and every subscriber's position goes
+down by ``--rate``. ``bench.queue_watchers`` processes (``--loaders``) hold the client side of
+the sockets and stamp each update on arrival. Measured per tick: from the tick's start to the
+last subscriber's update; per update: from the tick's start to its arrival; the server's RSS
+before and after the subscribers came; its CPU time over the ticks.
+
+Server, clients and ticker share the machine's cores, so the latencies are upper bounds.
+Bounded: ``--subscribers`` sockets (at most 15,000: file descriptors), ``--ticks`` ticks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+
+from bench.harness import ROOT, boxoffice_server, free_port, record
+from boxoffice.clock import utcnow
+from boxoffice.config import Settings
+from boxoffice.ids import new_id
+from boxoffice.jobs import queue_ticker
+from boxoffice.models.identity import Role, Tenant
+from boxoffice.runtime import Runtime, open_runtime
+from boxoffice.services import event_sessions, events, tiers, venues
+from boxoffice.services.viewer import Viewer
+
+MAX_SUBSCRIBERS = 15_000
+OPERATOR = Viewer(user_id="bench-operator", roles=frozenset({Role.OPERATOR}))
+JWT_SECRET = "bench-secret-" + "q" * 40
+
+
+@contextlib.contextmanager
+def redis_server(port: int, workdir: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is needed")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, subprocess.CalledProcessError):
+                subprocess.run(
+                    ["redis-cli", "-p", str(port), "ping"], check=True, capture_output=True
+                )
+                break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
+
+
+async def seed(rt: Runtime, rate: int) -> str:
+    """A published event with one queue-enabled session on sale, admitting ``rate`` a second."""
+    async with rt.db.write() as session:
+        tenant = Tenant(name="Bench Club")
+        session.add(tenant)
+    venue = await venues.create_venue(
+        db=rt.db, viewer=OPERATOR, tenant_id=tenant.id, name="Arena", city="上海", address="1 Rd"
+    )
+    event = await events.create_event(
+        db=rt.db,
+        viewer=OPERATOR,
+        tenant_id=tenant.id,
+        title="Bench Show",
+        category="CONCERT",
+        city="上海",
+        venue_id=venue.id,
+    )
+    starts = utcnow() + timedelta(days=7)
+    performance = await event_sessions.create_session(
+        db=rt.db,
+        cache=rt.catalog_cache,
+        viewer=OPERATOR,
+        event_id=event.id,
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=2),
+        sale_starts_at=utcnow() - timedelta(hours=1),
+        queue_enabled=True,
+        queue_admit_per_second=rate,
+    )
+    await tiers.create_tier(
+        db=rt.db,
+        cache=rt.catalog_cache,
+        viewer=OPERATOR,
+        session_id=performance.id,
+        name="GA",
+        price=Decimal("380.00"),
+        capacity=100_000,
+    )
+    await events.publish_event(db=rt.db, cache=rt.catalog_cache, viewer=OPERATOR, event_id=event.id)
+    return event.id
+
+
+@contextlib.asynccontextmanager
+async def loaders(
+    url: str, event_id: str, token_files: list[Path], drop: int, seconds: float
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.queue_watchers",
+            "--url",
+            url,
+            "--event",
+            event_id,
+            "--tokens",
+            str(path),
+            "--drop",
+            str(drop),
+            "--seconds",
+            str(seconds),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 26,  # the result is one long JSON line
+        )
+        for path in token_files
+    ]
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> None:
+    with redis_server(free_port(), tmp) as redis_url:
+        env = {
+            "BOXOFFICE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db",
+            "BOXOFFICE_DATA_DIR": str(tmp),
+            "BOXOFFICE_REDIS_URL": redis_url,
+            "BOXOFFICE_JWT_SECRET": JWT_SECRET,
+            "BOXOFFICE_RUN_BACKGROUND_JOBS": "false",
+        }
+        subprocess.run(
+            [sys.executable, "-m", "boxoffice", "migrate"],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
+        settings = Settings(
+            database_url=env["BOXOFFICE_DATABASE_URL"],
+            data_dir=tmp,
+            redis_url=redis_url,
+            jwt_secret=JWT_SECRET,
+            run_background_jobs=False,
+        )
+        rt = await open_runtime(settings)
+        try:
+            await measure(args, tmp, env, rt)
+        finally:
+            await rt.close()
+
+
+async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], rt: Runtime) -> None:
+    event_id = await seed(rt, args.rate)
+    ticker, _catalog = queue_ticker(rt)
+    await ticker.tick()  # the sale has started: the line opens
+    room = rt.backends.waiting_room
+    for i in range(args.rate * (args.ticks + 1)):  # those admitted while the subscribers watch
+        await room.join(event_id, f"ahead-{i:06d}", now=time.time())
+    progress(f"event {event_id} seeded, {args.rate * (args.ticks + 1)} ahead in line")
+    watchers = [new_id() for _ in range(args.subscribers)]
+    for user_id in watchers:
+        await room.join(event_id, user_id, now=time.time())
+    tokens = [
+        rt.auth.tokens.issue(
+            user_id=user_id,
+            session_id=f"bench-{user_id}",
+            version=1,
+            roles=[Role.CUSTOMER.value],
+            tenant_roles={},
+        )
+        for user_id in watchers
+    ]
+    files = []
+    share = math.ceil(len(tokens) / args.loaders)
+    for n in range(args.loaders):
+        path = tmp / f"tokens-{n}.txt"
+        path.write_text("\n".join(tokens[n * share : (n + 1) * share]))
+        files.append(path)
+
+    port = free_port()
+    with boxoffice_server(port, env) as server:
+        idle_rss = rss_kib(server.pid)
+        progress(f"server {server.pid} up ({idle_rss // 1024} MiB); subscribing")
+        url = f"ws://127.0.0.1:{port}/graphql"
+        horizon = 60 + args.subscribers / 50 + args.ticks * args.interval * 3
+        drop = args.rate * args.ticks
+        async with loaders(url, event_id, files, drop, horizon) as processes:
+            started = time.monotonic()
+            held = 0
+            for process in processes:
+                assert process.stdout is not None
+                line = await asyncio.wait_for(process.stdout.readline(), horizon)
+                held += int(line.decode().split()[1])
+                progress(f"a client process is ready ({held} subscribed so far)")
+            connect_seconds = time.monotonic() - started
+            await asyncio.sleep(2)
+            held_rss = rss_kib(server.pid)
+            cpu_before = cpu_seconds(server.pid)
+            clients_before = sum(cpu_seconds(process.pid) for process in processes)
+            load_before = Path("/proc/loadavg").read_text().split()[0]
+            tick_starts: list[float] = []
+            tick_spans: list[float] = []
+            progress(f"ticking {args.ticks} times")
+            for _ in range(args.ticks):
+                began = time.time()
+                tick_starts.append(began)
+                await ticker.tick()
+                tick_spans.append(time.time() - began)
+                await asyncio.sleep(max(0.0, args.interval - (time.time() - began)))
+            load_after = Path("/proc/loadavg").read_text().split()[0]
+            clients_spent = sum(cpu_seconds(process.pid) for process in processes)
+            clients_spent -= clients_before
+            results = []
+            for process in processes:
+                assert process.stdout is not None
+                line = await asyncio.wait_for(process.stdout.readline(), horizon)
+                results.append(orjson.loads(line))
+            cpu_spent = cpu_seconds(server.pid) - cpu_before
+
+    streams = [stream for result in results for stream in result["streams"]]
+    failed = sum(result["failed"] for result in results)
+    sent = sum(len(updates) for _first, updates in streams)
+    # when each subscriber learned of tick k: its first update at least k ticks down the line
+    heard: list[list[float | None]] = []
+    for first, updates in streams:
+        learned: list[float | None] = []
+        for k in range(1, args.ticks + 1):
+            learned.append(next((t for t, p in updates if first - p >= args.rate * k), None))
+        heard.append(learned)
+    complete = sum(1 for learned in heard if learned[-1] is not None)
+    per_update = [
+        t - tick_starts[k]
+        for learned in heard
+        for k, t in enumerate(learned)
+        if t is not None and (k == 0 or learned[k - 1] != t)  # an update, not a coalesced tick
+    ]
+    last_per_tick = [
+        max(learned[k] or math.inf for learned in heard) - tick_starts[k] for k in range(args.ticks)
+    ]
+    cpu_per_update_us = cpu_spent / max(1, sent) * 1e6
+    ms = 1000.0
+    record(
+        f"Queue fan-out, {held:,} queuePosition subscribers on one process",
+        f"python -m bench.queue_fanout --subscribers {args.subscribers} --ticks {args.ticks} "
+        f"--interval {args.interval} --rate {args.rate} --loaders {args.loaders}",
+        [
+            ("subscribers held by one process", f"{held:,} ({failed} failed to subscribe)"),
+            (
+                "subscribers that heard the last tick / updates sent per subscriber",
+                f"{complete:,} of {held:,} / {sent / max(1, held):.1f} for {args.ticks} ticks",
+            ),
+            ("time to connect and subscribe them all", f"{connect_seconds:.1f} s"),
+            (
+                "server RSS idle → holding them",
+                f"{idle_rss / 1024:.0f} MiB → {held_rss / 1024:.0f} MiB "
+                f"({(held_rss - idle_rss) / max(1, held):.0f} KiB per subscriber)",
+            ),
+            (
+                f"tick → last subscriber's update, p50 / p99 / max ({args.ticks} ticks)",
+                f"{percentile(last_per_tick, 0.5) * ms:.0f} / "
+                f"{percentile(last_per_tick, 0.99) * ms:.0f} / {max(last_per_tick) * ms:.0f} ms",
+            ),
+            (
+                "tick → each subscriber's update, p50 / p99",
+                f"{percentile(per_update, 0.5) * ms:.0f} / "
+                f"{percentile(per_update, 0.99) * ms:.0f} ms",
+            ),
+            (
+                "the ticker's own tick (catalog, admit, publish), p50",
+                f"{percentile(tick_spans, 0.5) * ms:.1f} ms",
+            ),
+            (
+                "server CPU per subscriber update",
+                f"{cpu_per_update_us:.0f} µs ({cpu_spent:.1f} s for {sent:,} updates)",
+            ),
+            (
+                "client processes' CPU per update received",
+                f"{clients_spent / max(1, sent) * 1e6:.0f} µs",
+            ),
+            ("machine load average before / after the ticks", f"{load_before} / {load_after}"),
+            (
+                "subscribers one core can update within a 1 s tick (from the CPU figure)",
+                f"≈ {1e6 / cpu_per_update_us:,.0f}" if cpu_per_update_us else "n/a",
+            ),
+        ],
+        notes=(
+            "One broadcast per tick on Redis; the server turns it into each subscriber's "
+            "position in memory (no Redis or database call per subscriber). A subscriber "
+            "still busy with one tick when the next arrives skips to the newest (fewer "
+            "updates than ticks). The server, the "
+            f"{args.loaders} client processes and the ticker share the machine's cores."
+        ),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subscribers", type=int, default=5000)
+    parser.add_argument("--ticks", type=int, default=20)
+    parser.add_argument("--interval", type=float, default=1.0)  # the production tick
+    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--loaders", type=int, default=2)
+    args = parser.parse_args()
+    if not 1 <= args.subscribers <= MAX_SUBSCRIBERS:
+        raise SystemExit(f"--subscribers must be between 1 and {MAX_SUBSCRIBERS}")
+    if not 1 <= args.ticks <= 100:
+        raise SystemExit("--ticks must be between 1 and 100")
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Queue subscribers for ``bench.queue_fanout``: one WebSocket per user, each following
+``queuePosition``, run as its own process so the clients do not share the server's loop.
+
+    python -m bench.queue_watchers --url ws://127.0.0.1:8000/graphql --event EVENT \
+        --tokens tokens.txt --drop 2000
+
+Connects (``--concurrency`` handshakes at a time), waits for every subscriber's first ticket,
+prints ``READY <n>``, then records each later update as ``[arrival (epoch s), position]``
+until the subscriber's position went down by ``--drop`` or ``--seconds`` pass. Prints one JSON
+line: ``{"subscribers": n, "failed": f, "streams": [[first position, [[t, p], ...]], ...]}``.
+Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+
+POSITION = (
+    "subscription($e: ID!) { queuePosition(eventId: $e) { status position ahead "
+    "estimatedWaitSeconds } }"
+)
+
+
+async def subscribe(url: str, token: str, event_id: str) -> tuple[ClientConnection, int]:
+    ws = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=None)  # type: ignore[list-item]
+    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+    await ws.send(json.dumps(init))
+    ack = json.loads(await ws.recv())
+    if ack.get("type") != "connection_ack":
+        raise RuntimeError(f"not acknowledged: {ack}")
+    payload = {"query": POSITION, "variables": {"e": event_id}}
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    first = json.loads(await ws.recv())
+    if first.get("type") != "next" or first["payload"].get("errors"):
+        raise RuntimeError(f"no first ticket: {first}")
+    return ws, int(first["payload"]["data"]["queuePosition"]["position"])
+
+
+async def follow(
+    ws: ClientConnection, until: int, deadline: float, out: list[tuple[float, int]]
+) -> None:
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            raw = await asyncio.wait_for(ws.recv(), remaining)
+        except TimeoutError:
+            return
+        arrived = time.time()
+        message = json.loads(raw)
+        if message.get("type") == "ping":
+            await ws.send('{"type":"pong"}')
+            continue
+        if message.get("type") != "next" or message["payload"].get("errors"):
+            return  # complete or error: this subscriber is done
+        position = message["payload"]["data"]["queuePosition"]["position"]
+        if position is None:
+            return
+        out.append((arrived, int(position)))
+        if position <= until:
+            return
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--event", required=True)
+    parser.add_argument("--tokens", required=True)
+    parser.add_argument("--drop", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=120.0)
+    args = parser.parse_args()
+    if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit("queue_watchers only connects to loopback")
+    with open(args.tokens) as handle:
+        tokens = [line.strip() for line in handle if line.strip()]
+    gate = asyncio.Semaphore(args.concurrency)
+    failed = 0
+
+    async def open_one(token: str) -> tuple[ClientConnection, int] | None:
+        nonlocal failed
+        async with gate:
+            try:
+                return await subscribe(args.url, token, args.event)
+            except Exception as exc:  # counted and reported, the rest go on
+                failed += 1
+                print(f"subscribe failed: {exc!r}", file=sys.stderr)
+                return None
+
+    opened = [found for found in await asyncio.gather(*map(open_one, tokens)) if found]
+    print(f"READY {len(opened)}", flush=True)
+    deadline = time.monotonic() + args.seconds
+    streams: list[list[tuple[float, int]]] = [[] for _ in opened]
+    await asyncio.gather(
+        *(
+            follow(ws, first - args.drop, deadline, out)
+            for (ws, first), out in zip(opened, streams, strict=True)
+        )
+    )
+    result = {
+        "subscribers": len(opened),
+        "failed": failed,
+        "streams": [[first, out] for (_ws, first), out in zip(opened, streams, strict=True)],
+    }
+    print(json.dumps(result), flush=True)
+    await asyncio.gather(*(ws.close() for ws, _first in opened), return_exceptions=True)
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main())
