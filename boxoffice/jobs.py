@@ -24,6 +24,7 @@ from boxoffice.services import orders, payments
 from boxoffice.services.catalog_statuses import refresh_statuses
 from boxoffice.services.notifications import notification_consumer
 from boxoffice.services.outbox import Consumer, dispatch_once
+from boxoffice.services.ticket_issuance import issuance_consumer
 from boxoffice.services.webhook_delivery import fanout_consumer, sender_for
 
 log = logging.getLogger("boxoffice.jobs")
@@ -94,6 +95,7 @@ async def stop_webhooks(rt: Runtime) -> None:
 
 
 CONSUMERS: list[Consumer] = [  # each feature registers its outbox consumer here
+    issuance_consumer(),
     notification_consumer(),
     fanout_consumer(),
 ]

@@ -14,6 +14,7 @@ from boxoffice.models import (  # noqa: F401
     notifications,
     orders,
     outbox,
+    tickets,
     venues,
     webhooks,
 )

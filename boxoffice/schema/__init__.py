@@ -26,6 +26,7 @@ from boxoffice.resolvers.inventory import InventoryMutation, InventoryQuery
 from boxoffice.resolvers.notifications import NotificationMutation, NotificationQuery
 from boxoffice.resolvers.orders import OrdersMutation, OrdersQuery
 from boxoffice.resolvers.outbox import OutboxMutation, OutboxQuery
+from boxoffice.resolvers.tickets import TicketsMutation, TicketsQuery
 from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
@@ -42,6 +43,7 @@ Query = merge_types(
         CatalogQuery,
         InventoryQuery,
         OrdersQuery,
+        TicketsQuery,
         NotificationQuery,
         WebhookQuery,
         OutboxQuery,
@@ -54,6 +56,7 @@ Mutation = merge_types(
         CatalogMutation,
         InventoryMutation,
         OrdersMutation,
+        TicketsMutation,
         NotificationMutation,
         WebhookMutation,
         OutboxMutation,
