@@ -186,7 +186,8 @@ class CheckInResult:
         description="The ticket's check-in: this scan when `ok`, the earlier one otherwise."
     )
     conflict: bool = strawberry.field(
-        description="The ticket was also admitted by another device or gate (offline scans)."
+        description="Offline uploads: the ticket was admitted by more than one device or gate "
+        "(as known once the whole upload was recorded)."
     )
 
     @classmethod

@@ -27,7 +27,7 @@ organizer lists (``checkInConflicts``) and a ``ticket.check_in_conflict`` event.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,7 +75,8 @@ CONFLICT_KEYS: list[SortKey[CheckInConflict]] = [
 @dataclass(frozen=True)
 class CheckInResult:
     """One scan's answer. ``check_in`` is the ticket's recorded check-in (this scan's when
-    ``ok``); ``conflict`` marks a ticket admitted by two devices or gates."""
+    ``ok``); ``conflict`` (offline uploads) marks a ticket admitted by more than one device or
+    gate, as known once the whole upload was recorded."""
 
     ok: bool
     code: str | None = None
@@ -91,8 +92,6 @@ class CheckInResult:
         error: TicketError,
         ticket: Ticket | None = None,
         check_in: CheckIn | None = None,
-        *,
-        conflict: bool = False,
     ) -> CheckInResult:
         reason = error.details.get("reason")
         return cls(
@@ -102,7 +101,6 @@ class CheckInResult:
             message=error.message,
             ticket=ticket,
             check_in=check_in,
-            conflict=conflict,
         )
 
 
@@ -291,7 +289,23 @@ async def upload_offline_scans(
     if performance is None:
         raise NotFound("No such session.", field="sessionId")
     authorize_gate_staff(viewer, performance.tenant_id, "session", "sessionId")
-    return [await _offline_scan(deps, user_id, performance, scan) for scan in cleaned]
+    results = [await _offline_scan(deps, user_id, performance, scan) for scan in cleaned]
+    ticket_ids = sorted({r.ticket.id for r in results if r.ticket is not None})
+    if not ticket_ids:
+        return results
+    async with deps.db.read() as session:
+        conflicted = set(
+            (
+                await session.exec(
+                    select(CheckInConflict.ticket_id).where(
+                        col(CheckInConflict.ticket_id).in_(ticket_ids)
+                    )
+                )
+            ).all()
+        )
+    return [
+        replace(r, conflict=r.ticket is not None and r.ticket.id in conflicted) for r in results
+    ]
 
 
 async def _offline_scan(
@@ -402,8 +416,8 @@ async def _second_admission(
         await session.flush()
         await _emit_conflict(session, conflict)
     if earlier:
-        return CheckInResult(ok=True, ticket=ticket, check_in=first, conflict=elsewhere)
-    return CheckInResult.refused(_already(first), ticket, first, conflict=elsewhere)
+        return CheckInResult(ok=True, ticket=ticket, check_in=first)
+    return CheckInResult.refused(_already(first), ticket, first)
 
 
 async def _replayed(session: AsyncSession, ticket: Ticket, scan: OfflineScan) -> CheckInResult:
@@ -411,16 +425,9 @@ async def _replayed(session: AsyncSession, ticket: Ticket, scan: OfflineScan) ->
     if scan.outcome == ScanOutcome.REVOKED:
         return CheckInResult.refused(TicketRevoked(), ticket)
     first = await _first_check_in(session, ticket.id)
-    conflict = (
-        await session.exec(
-            select(func.count())
-            .select_from(CheckInConflict)
-            .where(CheckInConflict.offline_scan_id == scan.id)
-        )
-    ).one() > 0
     if first is not None and first.offline_scan_id == scan.id:
-        return CheckInResult(ok=True, ticket=ticket, check_in=first, conflict=conflict)
-    return CheckInResult.refused(_already(first), ticket, first, conflict=conflict)
+        return CheckInResult(ok=True, ticket=ticket, check_in=first)
+    return CheckInResult.refused(_already(first), ticket, first)
 
 
 def conflict_resource(conflict: CheckInConflict, event_title: str | None) -> dict[str, Any]:
