@@ -16,7 +16,8 @@ from boxoffice.services.ticket_issuance import CONSUMER_NAME
 from boxoffice.verifier import Bundle, Verdict, verify
 from tests.helpers import gql, make_tenant, make_user, token_for
 from tests.order_factories import on_sale, paid_order
-from tests.ticket_factories import ticketed_order
+from tests.test_catalog_queries import counting
+from tests.ticket_factories import ticketed_order, tickets_of
 
 TICKET_FIELDS = """
   id ticketSn status qrPayload qrSvg seatLabel tierName price { amount currency }
@@ -86,8 +87,6 @@ async def test_tickets_appear_after_payment_through_the_registered_job(rt: Runti
     order = await paid_order(rt, user, sale.session, tier_id=sale.ga.id, quantity=2)
     await job.run(rt)
     # then its tickets exist
-    from tests.ticket_factories import tickets_of
-
     assert len(await tickets_of(rt, order.id)) == 2
 
 
@@ -298,3 +297,27 @@ async def test_reissue_print_and_send_over_graphql(rt: Runtime, client: httpx.As
         client, "mutation($id: ID!) { sendTickets(orderId: $id) }", {"id": order.id}, token=customer
     )
     assert sent.data == {"sendTickets": True}
+
+
+async def test_a_page_of_tickets_costs_a_constant_number_of_statements(
+    rt: Runtime, client: httpx.AsyncClient
+):
+    # given a holder with one order, then with four
+    sale = await on_sale(rt, ga_capacity=20)
+    user = await make_user(rt, "many@example.com")
+    token = await token_for(rt, user)
+    query = f"{{ myTickets(first: 50) {{ edges {{ node {{ {TICKET_FIELDS} }} }} }} }}"
+
+    async def statements() -> int:
+        with counting(rt) as seen:
+            result = await gql(client, query, token=token)
+        assert result.data["myTickets"]["edges"]
+        return len(seen)
+
+    await ticketed_order(rt, user, sale)
+    few = await statements()
+    for i in range(3):
+        await ticketed_order(rt, user, sale, seat_ids=sale.seat_ids[2 + 2 * i : 4 + 2 * i])
+    await ticketed_order(rt, user, sale, tier_id=sale.ga.id, quantity=4)
+    # then reading 14 tickets costs what reading 2 did
+    assert await statements() == few

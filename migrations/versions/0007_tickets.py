@@ -1,4 +1,4 @@
-"""tickets
+"""tickets and check-in
 
 Revision ID: 0007
 Revises: 0006
