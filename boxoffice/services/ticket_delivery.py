@@ -27,7 +27,8 @@ from boxoffice.models.orders import Order
 from boxoffice.models.tickets import Ticket, TicketStatus
 from boxoffice.models.venues import Venue
 from boxoffice.services import audit, outbox
-from boxoffice.services.tickets import TicketDeps, is_agent, ticket_resources
+from boxoffice.services.catalog_access import is_agent
+from boxoffice.services.tickets import TicketDeps, ticket_resources
 from boxoffice.services.viewer import Viewer
 
 MAX_PRINT_ORDERS = 50

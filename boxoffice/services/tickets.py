@@ -22,6 +22,7 @@ from boxoffice.models.events import Event, EventSession
 from boxoffice.models.identity import Role
 from boxoffice.models.tickets import Ticket, TicketStatus
 from boxoffice.models.venues import Seat
+from boxoffice.services.catalog_access import is_agent
 from boxoffice.services.pagination import Page, SortKey, apply_keyset, page_size
 from boxoffice.services.ticket_keys import TicketKeys
 from boxoffice.services.viewer import Viewer
@@ -46,10 +47,6 @@ def new_ticket_sn() -> str:
     """``T`` + 18 random digits (about 60 bits): short enough to read out at a gate, not
     guessable, and unique under a database constraint."""
     return f"T{secrets.randbelow(10**SN_DIGITS):0{SN_DIGITS}d}"
-
-
-def is_agent(viewer: Viewer) -> bool:
-    return Role.AGENT in viewer.roles
 
 
 def can_see(viewer: Viewer, ticket: Ticket) -> bool:
