@@ -30,7 +30,8 @@ The tree (``code`` / ``status``; status ranges: 1xxx general, 2xxx user, 3xxx ca
     └── TicketError
         ├── SignatureInvalid .... SIGNATURE_INVALID     6001   (``reason``, ``ticketSn`` if signed)
         ├── AlreadyCheckedIn .... ALREADY_CHECKED_IN    6101
-        └── TicketRevoked ....... TICKET_REVOKED        6102
+        ├── TicketRevoked ....... TICKET_REVOKED        6102
+        └── WrongSession ........ WRONG_SESSION         6103   (a ticket of another session)
 
 Services raise these; ``boxoffice.schema.errors`` maps them to GraphQL errors in one place.
 Anything else that escapes a resolver is logged and answered as ``INTERNAL``.
@@ -246,6 +247,12 @@ class TicketRevoked(TicketError):
     default_message = "This ticket was revoked."
 
 
+class WrongSession(TicketError):
+    code = "WRONG_SESSION"
+    status = 6103
+    default_message = "This ticket is for another session."
+
+
 class ConfigurationError(Exception):
     """The process cannot start with this configuration (never reaches a client)."""
 
@@ -280,4 +287,5 @@ __all__ = [
     "TicketError",
     "TicketRevoked",
     "Unauthenticated",
+    "WrongSession",
 ]

@@ -30,6 +30,7 @@ from boxoffice.services.outbox import Consumer, dispatch_once, oldest_pending
 from boxoffice.services.queue_admission import AdmissionTicker
 from boxoffice.services.queue_events import QueueCatalog
 from boxoffice.services.queue_notices import record_admissions
+from boxoffice.services.ticket_issuance import issuance_consumer
 from boxoffice.services.webhook_delivery import fanout_consumer, sender_for
 
 log = logging.getLogger("boxoffice.jobs")
@@ -108,6 +109,7 @@ async def _announce_sale(rt: Runtime, event: OutboxEvent) -> None:
 
 
 CONSUMERS: list[Consumer] = [  # each feature registers its outbox consumer here
+    issuance_consumer(),
     notification_consumer(),
     fanout_consumer(),
     Consumer("sales-dashboard", _announce_sale, topics=sales_stats.SALES_TOPICS, max_attempts=3),

@@ -35,6 +35,8 @@ from boxoffice.services.queue_events import QueueEventCache
 from boxoffice.services.queue_tokens import QueueTokens
 from boxoffice.services.session_rules import SessionRulesCache
 from boxoffice.services.sign_in import AuthKit
+from boxoffice.services.ticket_keys import TicketKeys
+from boxoffice.services.tickets import TicketDeps
 from boxoffice.services.view_counts import ViewCounts
 from boxoffice.tracing import configure_tracing
 
@@ -55,6 +57,7 @@ class Runtime:
     sold_out: SoldOutFlags
     payments: PaymentProviders
     queue_events: QueueEventCache
+    ticket_keys: TicketKeys
     metrics: Metrics = field(default_factory=Metrics)
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     extras: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +79,10 @@ class Runtime:
             providers=self.payments,
             public_base_url=self.settings.public_base_url,
         )
+
+    @property
+    def ticket_deps(self) -> TicketDeps:
+        return TicketDeps(db=self.db, keys=self.ticket_keys)
 
     async def close(self) -> None:
         await self.sold_out.close()
@@ -165,4 +172,5 @@ async def open_runtime(
         sold_out=SoldOutFlags(feeds),
         payments=build_payment_providers(settings, sandbox_client=sandbox_client),
         queue_events=queue_events,
+        ticket_keys=TicketKeys(db, settings.secrets.ticket_signing_seed),
     )

@@ -306,3 +306,34 @@ async def test_admin_mutations_leave_audit_entries(client: httpx.AsyncClient, rt
     )
     fan = await token_for(rt, await make_user(rt, "fan@example.com"))
     assert (await gql(client, "query { auditLog { totalCount } }", token=fan)).code == "FORBIDDEN"
+
+
+async def test_a_box_office_sale_issues_tickets_that_check_in(
+    client: httpx.AsyncClient, rt: Runtime
+):
+    sale = await on_sale(rt)
+    organizer = await make_user(rt, "org@club.example", Role.ORGANIZER, sale.tenant)
+    gate = await make_user(rt, "gate@club.example", Role.CHECKIN, sale.tenant)
+    sold = await gql(
+        client,
+        """mutation($i: BoxOfficeSaleInput!) { boxOfficeSale(input: $i) { id tickets { ticketSn qrPayload status } } }""",
+        {
+            "i": {
+                "sessionId": sale.session.id,
+                "seatIds": sale.seat_ids[:2],
+                "paymentMethod": "CARD",
+            }
+        },
+        token=await token_for(rt, organizer),
+    )
+    tickets = sold.data["boxOfficeSale"]["tickets"]
+    assert len(tickets) == 2
+    check = 'mutation($p: String!) { checkIn(payload: $p, gate: "A") { ok code } }'
+    gate_token = await token_for(rt, gate)
+    assert (await gql(client, check, {"p": tickets[0]["qrPayload"]}, token=gate_token)).data[
+        "checkIn"
+    ] == {"ok": True, "code": None}
+    again = (await gql(client, check, {"p": tickets[0]["qrPayload"]}, token=gate_token)).data[
+        "checkIn"
+    ]
+    assert again == {"ok": False, "code": "ALREADY_CHECKED_IN"}

@@ -16,6 +16,7 @@ from boxoffice.models import (  # noqa: F401
     notifications,
     orders,
     outbox,
+    tickets,
     venues,
     webhooks,
 )

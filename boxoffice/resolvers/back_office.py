@@ -125,5 +125,6 @@ class BackOfficeMutation:
             buyer_name=input.buyer.name if input.buyer else None,
             buyer_phone=input.buyer.phone if input.buyer else None,
             payment_method=input.payment_method,
+            ticket_keys=rt.ticket_keys,
         )
         return Order.from_model(order)

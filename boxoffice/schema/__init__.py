@@ -29,6 +29,7 @@ from boxoffice.resolvers.notifications import NotificationMutation, Notification
 from boxoffice.resolvers.orders import OrdersMutation, OrdersQuery
 from boxoffice.resolvers.outbox import OutboxMutation, OutboxQuery
 from boxoffice.resolvers.queue import QueueMutation, QueueQuery
+from boxoffice.resolvers.tickets import TicketsMutation, TicketsQuery
 from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
@@ -50,6 +51,7 @@ Query = merge_types(
         QueueQuery,
         OrdersQuery,
         CouponQuery,
+        TicketsQuery,
         NotificationQuery,
         WebhookQuery,
         OutboxQuery,
@@ -65,6 +67,7 @@ Mutation = merge_types(
         QueueMutation,
         OrdersMutation,
         CouponMutation,
+        TicketsMutation,
         NotificationMutation,
         WebhookMutation,
         OutboxMutation,

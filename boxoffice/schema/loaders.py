@@ -15,7 +15,8 @@ from strawberry.dataloader import DataLoader
 
 from boxoffice.models.events import Event, EventSession, SessionSeat, TicketTier, WantToSee
 from boxoffice.models.identity import Membership, Tenant, User
-from boxoffice.models.orders import OrderItem, Payment
+from boxoffice.models.orders import Order, OrderItem, Payment
+from boxoffice.models.tickets import CheckIn, Ticket
 from boxoffice.models.venues import Seat, SeatMap, Venue
 from boxoffice.models.webhooks import WebhookAttempt
 from boxoffice.runtime import Runtime
@@ -88,6 +89,18 @@ class Loaders:
     @cached_property
     def seat_map_by_id(self) -> DataLoader[str, SeatMap | None]:
         return self._by_id(SeatMap)
+
+    @cached_property
+    def seat_by_id(self) -> DataLoader[str, Seat | None]:
+        return self._by_id(Seat)
+
+    @cached_property
+    def tier_by_id(self) -> DataLoader[str, TicketTier | None]:
+        return self._by_id(TicketTier)
+
+    @cached_property
+    def order_by_id(self) -> DataLoader[str, Order | None]:
+        return self._by_id(Order)
 
     @cached_property
     def session_by_id(self) -> DataLoader[str, EventSession | None]:
@@ -256,6 +269,36 @@ class Loaders:
                 for row in rows.all():
                     grouped[row.order_id].append(row)
             return [grouped[o] for o in order_ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def tickets_by_order(self) -> DataLoader[str, list[Ticket]]:
+        """Each order's tickets, revoked ones included, in issue order."""
+
+        async def load(order_ids: Sequence[str]) -> list[list[Ticket]]:
+            grouped: dict[str, list[Ticket]] = {o: [] for o in order_ids}
+            async with self.rt.db.read() as session:
+                rows = await session.exec(
+                    select(Ticket)
+                    .where(col(Ticket.order_id).in_(order_ids))
+                    .order_by(col(Ticket.issued_at), col(Ticket.id))
+                )
+                for row in rows.all():
+                    grouped[row.order_id].append(row)
+            return [grouped[o] for o in order_ids]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def check_in_by_ticket(self) -> DataLoader[str, CheckIn | None]:
+        async def load(ticket_ids: Sequence[str]) -> list[CheckIn | None]:
+            async with self.rt.db.read() as session:
+                rows = await session.exec(
+                    select(CheckIn).where(col(CheckIn.ticket_id).in_(ticket_ids))
+                )
+                found = {row.ticket_id: row for row in rows.all()}
+            return [found.get(t) for t in ticket_ids]
 
         return DataLoader(load_fn=load)
 

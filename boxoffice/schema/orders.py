@@ -13,6 +13,7 @@ from boxoffice.providers.payments import PaymentChannel, PaymentStart
 from boxoffice.schema.context import Info
 from boxoffice.schema.money import Money
 from boxoffice.schema.pagination import Connection
+from boxoffice.schema.tickets import Ticket
 from boxoffice.services.order_queries import sees_buyer_phone
 
 for _enum in (m.OrderStatus, m.SalesChannel, m.ItemStatus, m.PaymentStatus, PaymentChannel):
@@ -143,6 +144,11 @@ class Order:
     async def items(self, info: Info) -> list[OrderItem]:
         rows = await info.context.loaders.items_by_order.load(self._model.id)
         return [OrderItem.from_model(item, self._model.currency) for item in rows]
+
+    @strawberry.field(description="The order's e-tickets (once paid), revoked ones included.")
+    async def tickets(self, info: Info) -> list[Ticket]:
+        rows = await info.context.loaders.tickets_by_order.load(self._model.id)
+        return [Ticket.from_model(t) for t in rows]
 
     @strawberry.field
     async def payments(self, info: Info) -> list[Payment]:

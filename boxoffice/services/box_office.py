@@ -3,7 +3,8 @@
 The sale goes through the same gate as online customers (the seat ledger: no seat two ways)
 and the same database guarantees (conditional capacity, unique live seats), in one
 transaction that also records the payment (cash, card or transfer) and writes ``order.paid``,
-so tickets are issued exactly as for online orders. Box office sales ignore the online sale
+so tickets are issued exactly as for online orders — at once, in the same transaction, so the
+counter can print them. Box office sales ignore the online sale
 window and the waiting room (the counter opens when the organizer says), but not capacity.
 """
 
@@ -20,6 +21,8 @@ from boxoffice.services import audit, inventory, validation
 from boxoffice.services.inventory import ms
 from boxoffice.services.orders import OrderDeps, place_from_hold, publish_order
 from boxoffice.services.payments import mark_paid
+from boxoffice.services.ticket_issuance import issue_for_order
+from boxoffice.services.ticket_keys import TicketKeys
 from boxoffice.services.viewer import Viewer
 
 
@@ -44,6 +47,7 @@ async def sell(
     buyer_name: str | None,
     buyer_phone: str | None,
     payment_method: BoxOfficePayment,
+    ticket_keys: TicketKeys | None = None,
     hold_ttl_seconds: int = 60,
 ) -> Order:
     """Sell seats or units at the counter. ORGANIZER of the session's tenant (or OPERATOR).
@@ -102,6 +106,9 @@ async def sell(
             await mark_paid(session, order, payment, now)
             order.payment_method = payment_method.value
             session.add(order)
+            if ticket_keys is not None:  # at the counter the tickets are printed at once
+                await session.flush()
+                await issue_for_order(session, ticket_keys, order.id)
             audit.record(
                 session,
                 viewer=viewer,

@@ -37,6 +37,7 @@ class Text:
     title: str
     body: str
     sms: str | None = None  # None: the body
+    email: str | None = None  # None: the body
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,55 @@ def _ticket(resource: Mapping[str, Any], locale: str) -> dict[str, str]:
     }
 
 
+def _seat_text(seat: object, locale: str) -> str:
+    if isinstance(seat, Mapping):
+        parts = [_text(seat.get(k)) for k in ("section", "row", "number")]
+        if all(parts):
+            if locale == "zh-CN":
+                return f"{parts[0]} {parts[1]} 排 {parts[2]} 号"
+            return f"{parts[0]} row {parts[1]} no. {parts[2]}"
+    return "站票" if locale == "zh-CN" else "general admission"
+
+
+def _sent_tickets(resource: Mapping[str, Any], locale: str) -> dict[str, str]:
+    """An order's e-tickets: a short list for the message, and each signed payload (what the
+    gate scans; any QR app can show it) for the e-mail."""
+    tickets = [t for t in resource.get("tickets") or [] if isinstance(t, Mapping)]
+    brackets, separator = ("（{}）", "、") if locale == "zh-CN" else (" ({})", ", ")
+    entries = [
+        _text(t.get("ticketSn")) + brackets.format(_seat_text(t.get("seat"), locale))
+        for t in tickets
+    ]
+    payloads = "\n".join(
+        f"{_text(t.get('ticketSn'))}: {_text(t.get('qrPayload'))}" for t in tickets
+    )
+    return {
+        "orderNo": _text(resource.get("orderNo")) or _text(resource.get("id")),
+        "event": _quoted(_event_title(resource), locale),
+        "starts": _time(resource.get("sessionStartsAt"), locale),
+        "count": str(len(tickets)),
+        "tickets": separator.join(entries),
+        "payloads": payloads,
+    }
+
+
+def _side(value: object, locale: str) -> str:
+    if not isinstance(value, Mapping):
+        return ""
+    gate = _text(value.get("gate")) or _text(value.get("deviceId"))
+    when = _time(value.get("at"), locale)
+    return f"{gate} {when}".strip()
+
+
+def _conflict(resource: Mapping[str, Any], locale: str) -> dict[str, str]:
+    return {
+        "ticketSn": _text(resource.get("ticketSn")),
+        "event": _quoted(_event_title(resource), locale),
+        "first": _side(resource.get("first"), locale),
+        "second": _side(resource.get("second"), locale),
+    }
+
+
 def _refund(resource: Mapping[str, Any], locale: str) -> dict[str, str]:
     return {
         "refundNo": _text(resource.get("refundNo")) or _text(resource.get("id")),
@@ -223,6 +273,47 @@ TEMPLATES: dict[str, Template] = {
             ),
         },
         _ticket,
+    ),
+    "tickets.sent": Template(
+        (IN_APP, EMAIL),
+        {
+            "zh-CN": Text(
+                "您的电子票",
+                "订单 {orderNo}{event} 的 {count} 张电子票：{tickets}。入场时出示二维码即可。",
+                email=(
+                    "订单 {orderNo}{event}（{starts}）的 {count} 张电子票：{tickets}。\n"
+                    "入场时在 App 中出示二维码；以下为各票的电子票码，"
+                    "可用任意二维码工具生成二维码：\n"
+                    "{payloads}"
+                ),
+            ),
+            "en": Text(
+                "Your e-tickets",
+                "The {count} e-ticket(s) of order {orderNo}{event}: {tickets}. "
+                "Show the QR code at the door.",
+                email=(
+                    "The {count} e-ticket(s) of order {orderNo}{event}, {starts}: {tickets}.\n"
+                    "Show the QR code in the app at the door; each ticket's code follows "
+                    "(any QR tool can draw it):\n{payloads}"
+                ),
+            ),
+        },
+        _sent_tickets,
+    ),
+    "ticket.check_in_conflict": Template(
+        (IN_APP,),
+        {
+            "zh-CN": Text(
+                "检票冲突",
+                "电子票 {ticketSn}{event} 在两处入场：{first}；{second}。请核查。",
+            ),
+            "en": Text(
+                "Check-in conflict",
+                "E-ticket {ticketSn}{event} was admitted twice: {first}; {second}. "
+                "Please look into it.",
+            ),
+        },
+        _conflict,
     ),
     "refund.requested": Template(
         (IN_APP,),
@@ -333,5 +424,5 @@ def render(template: Template, resource: Mapping[str, Any], locale: str) -> Rend
         body=body,
         sms=f"{SMS_SIGNATURE[locale]}{sms}",
         email_subject=f"{title} - Boxoffice",
-        email_body=body,
+        email_body=text.email.format_map(fields).strip() if text.email else body,
     )

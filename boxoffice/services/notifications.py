@@ -1,7 +1,7 @@
 """Telling people about outbox events: in-app messages, SMS and e-mail, exactly once each.
 
 The notification consumer reads the events that concern a person (``NOTIFIED_TOPICS``; the
-payload names the person in ``userId``, or, for ``merchant.audited``, the tenant's organizers
+payload names the person in ``userId``, or, for ``STAFF_TOPICS``, the tenant's organizers
 are told), renders the topic's template in the payload's ``locale`` (zh-CN by default) and
 delivers it on the template's channels.
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("boxoffice.notifications")
 
 CONSUMER_NAME = "notifications"
+STAFF_TOPICS = frozenset({"merchant.audited", "ticket.check_in_conflict"})  # to the organizers
 MAX_MARK_READ_IDS = 500
 
 PAGE_KEYS: list[SortKey[Notification]] = [
@@ -98,7 +99,7 @@ async def _recipients(db: Database, event: OutboxEvent, payload: Mapping[str, An
             if user is None:
                 log.warning("event %s names unknown user %s", event.event_id, user_id)
             return [user] if user else []
-        if event.topic == "merchant.audited" and event.tenant_id:
+        if event.topic in STAFF_TOPICS and event.tenant_id:
             rows = await session.exec(
                 select(User)
                 .join(Membership, col(Membership.user_id) == col(User.id))

@@ -1,7 +1,7 @@
 """notifications and webhooks
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-25 08:41:32.226465
 """
 
