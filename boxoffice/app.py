@@ -25,6 +25,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from boxoffice import demo_routes, payment_routes
 from boxoffice.config import Settings
 from boxoffice.errors import BoxofficeError
+from boxoffice.graphql_http import GraphQLHTTP
 from boxoffice.http_middleware import BodyLimitMiddleware, RequestIdMiddleware
 from boxoffice.jobs import JobRunner
 from boxoffice.models.identity import SandboxMessage
@@ -129,7 +130,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 await rt.close()
 
     routes = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", GraphQLHTTP(schema, settings, graphql), methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

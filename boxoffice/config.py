@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     webhook_secret_grace_seconds: int = Field(default=24 * 3600, ge=0, le=7 * 24 * 3600)
     webhook_max_endpoints_per_tenant: int = Field(default=20, ge=1)
 
+    # Anonymous event and home pages are answered from a per-process cache for up to this
+    # long (live availability refilled on each hit; 0 turns it off). See response_cache.py.
+    response_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+
     max_query_depth: int = Field(default=12, ge=3)
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=3000, ge=100)

@@ -20,6 +20,7 @@ from boxoffice.metrics import Metrics
 from boxoffice.providers.messaging import SandboxMessaging
 from boxoffice.providers.payments.registry import PaymentProviders, build_payment_providers
 from boxoffice.providers.wechat import SandboxWechat, WechatOAuth
+from boxoffice.response_cache import ResponseCache
 from boxoffice.services import (  # noqa: F401 - coupon_redemption installs the discount steps
     coupon_redemption,
     inventory,
@@ -58,6 +59,7 @@ class Runtime:
     payments: PaymentProviders
     queue_events: QueueEventCache
     ticket_keys: TicketKeys
+    responses: ResponseCache
     metrics: Metrics = field(default_factory=Metrics)
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     extras: dict[str, Any] = field(default_factory=dict)
@@ -157,6 +159,8 @@ async def open_runtime(
     catalog_cache.follow(queue_events.follow)
     view_counts = ViewCounts(db)
     view_counts.start()
+    responses = ResponseCache(settings.response_cache_seconds)
+    catalog_cache.follow(responses.clear)
     return Runtime(
         settings=settings,
         db=db,
@@ -173,4 +177,5 @@ async def open_runtime(
         payments=build_payment_providers(settings, sandbox_client=sandbox_client),
         queue_events=queue_events,
         ticket_keys=TicketKeys(db, settings.secrets.ticket_signing_seed),
+        responses=responses,
     )

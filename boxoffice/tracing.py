@@ -1,7 +1,7 @@
-"""OpenTelemetry traces (optional, off by default): spans for GraphQL operations (strawberry's
-extension), SQL (SQLAlchemy) and Redis. ``BOXOFFICE_OTEL_ENABLED=true`` and
-``pip install 'boxoffice[otel]'``; ``BOXOFFICE_OTEL_EXPORTER=otlp`` (with
-``BOXOFFICE_OTEL_ENDPOINT``) or ``console``."""
+"""OpenTelemetry traces (optional, off by default): spans for GraphQL operations (one per HTTP
+operation; strawberry's extension for WebSocket ones), SQL (SQLAlchemy) and Redis.
+``BOXOFFICE_OTEL_ENABLED=true`` and ``pip install 'boxoffice[otel]'``;
+``BOXOFFICE_OTEL_EXPORTER=otlp`` (with ``BOXOFFICE_OTEL_ENDPOINT``) or ``console``."""
 
 from __future__ import annotations
 
@@ -69,6 +69,13 @@ def _trace_engines(db: Database, provider: Any) -> None:
     usage = get_meter("boxoffice.sql").create_up_down_counter("db.client.connections.usage")
     for engine in {db.write_engine.sync_engine, db.read_engine.sync_engine}:
         EngineTracer(tracer, engine, usage)
+
+
+def operation_tracer() -> Any:
+    """The tracer for GraphQL-over-HTTP operation spans (``boxoffice.graphql_http``)."""
+    from opentelemetry.trace import get_tracer
+
+    return get_tracer("boxoffice.graphql")
 
 
 def graphql_tracing_extension() -> Any:

@@ -97,7 +97,9 @@ class CatalogQuery:
         query = (filter or EventFilter()).to_query()
         return await _event_connection(info, await info.context.viewer(), query, sort, first, after)
 
-    @strawberry.field(description="An event page (cached briefly; availability never is).")
+    @strawberry.field(
+        description="An event page (cached briefly; availability and statuses never are)."
+    )
     async def event(self, info: Info, id: strawberry.ID) -> Event | None:
         context = info.context
         detail = await events.get_event_detail(
@@ -107,6 +109,8 @@ class CatalogQuery:
             event_id=id,
             views=context.rt.view_counts,
         )
+        if context.recording is not None:
+            context.recording.viewed(detail.event.id)  # a cached answer counts it on each hit
         loaders = context.loaders
         loaders.event_by_id.prime(detail.event.id, detail.event)
         loaders.sessions_by_event.prime(detail.event.id, detail.sessions)

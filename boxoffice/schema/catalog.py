@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from boxoffice.clock import utcnow
 from boxoffice.models import events as m
 from boxoffice.models import home as h
 from boxoffice.models import venues as v
@@ -20,7 +21,12 @@ from boxoffice.schema.money import Money
 from boxoffice.schema.pagination import Connection
 from boxoffice.services import calendar, home, search, seat_maps
 from boxoffice.services.catalog_access import is_agent, sees_drafts_of
-from boxoffice.services.catalog_statuses import event_status, session_status
+from boxoffice.services.catalog_statuses import (
+    event_status,
+    next_event_boundary,
+    next_session_boundary,
+    session_status,
+)
 
 
 @strawberry.type
@@ -243,6 +249,8 @@ class TicketTier:
 
     @strawberry.field(description="Tickets left to sell now (never cached).")
     async def available(self, info: Info) -> int:
+        if (recording := info.context.recording) is not None:
+            recording.live_tier(info.path.as_list(), self._model.session_id, self._model.id)
         current = await info.context.loaders.tier_availability_by_session.load(
             self._model.session_id
         )
@@ -285,8 +293,11 @@ class Session:
         return self._model.sale_closes_at
 
     @strawberry.field(description="Derived from the clock at read time, exact at boundaries.")
-    def status(self) -> SessionStatus:
-        return session_status(self._model)
+    def status(self, info: Info) -> SessionStatus:
+        now = utcnow()
+        if (recording := info.context.recording) is not None:
+            recording.until(next_session_boundary(self._model, now))
+        return session_status(self._model, now)
 
     @strawberry.field
     async def event(self, info: Info) -> Event | None:
@@ -367,8 +378,11 @@ class Event:
         )
 
     @strawberry.field(description="Derived from the clock at read time, exact at boundaries.")
-    def status(self) -> EventStatus:
-        return event_status(self._model)
+    def status(self, info: Info) -> EventStatus:
+        now = utcnow()
+        if (recording := info.context.recording) is not None:
+            recording.until(next_event_boundary(self._model, now))
+        return event_status(self._model, now)
 
     @strawberry.field(description="The lowest and highest price of its active tiers.")
     async def price_range(self, info: Info) -> PriceRange | None:

@@ -13,6 +13,7 @@ from boxoffice.services import revocation
 from boxoffice.services.viewer import Viewer
 
 if TYPE_CHECKING:
+    from boxoffice.response_cache import Recording
     from boxoffice.runtime import Runtime
     from boxoffice.schema.loaders import Loaders
 
@@ -29,6 +30,8 @@ class Context:
         self.connection_params: dict[str, Any] | None = None
         self._viewer: Viewer | None = None
         self._viewer_error: BoxofficeError | None = None
+        # set while an anonymous catalog answer is executed to be cached (see response_cache)
+        self.recording: Recording | None = None
 
     @property
     def request_id(self) -> str | None:

@@ -65,6 +65,21 @@ def session_status(session: EventSession, now: datetime | None = None) -> Sessio
     return SessionStatus.ON_SALE
 
 
+def next_event_boundary(event: Event, now: datetime) -> datetime | None:
+    """The next moment ``event_status`` may change by the clock alone (None: never)."""
+    return _first_after(now, event.sale_starts_at, event.ends_at)
+
+
+def next_session_boundary(session: EventSession, now: datetime) -> datetime | None:
+    """The next moment ``session_status`` may change by the clock alone (None: never)."""
+    return _first_after(now, session.sale_starts_at, session.sale_closes_at, session.ends_at)
+
+
+def _first_after(now: datetime, *moments: datetime | None) -> datetime | None:
+    later = [m for m in moments if m is not None and m > now]
+    return min(later) if later else None
+
+
 def is_on_sale(session: EventSession, now: datetime | None = None) -> bool:
     return session_status(session, now) == SessionStatus.ON_SALE
 
