@@ -177,6 +177,39 @@ async def test_release_and_expiry_give_units_back(ledger: SeatLedger):
     await assert_balanced(ledger)
 
 
+async def test_the_sweeper_index_follows_the_earliest_expiry(ledger: SeatLedger):
+    # given holds lapsing at different times
+    await ledger.hold(SESSION, req("h1", tier_id="ga", quantity=1, ttl_ms=1000), now_ms=NOW)
+    await ledger.hold(SESSION, req("h2", "u2", tier_id="ga", quantity=1, ttl_ms=5000), now_ms=NOW)
+    # then the sweeper is brought by the first, then by the next one still held
+    assert await ledger.due_sessions(now_ms=NOW + 999) == []
+    assert await ledger.due_sessions(now_ms=NOW + 1000) == [SESSION]
+    assert await ledger.expire(SESSION, now_ms=NOW + 1000) == ["h1"]
+    assert await ledger.due_sessions(now_ms=NOW + 4999) == []
+    assert await ledger.due_sessions(now_ms=NOW + 5000) == [SESSION]
+    # and a hold lapsing earlier than the tracked one moves the index forward
+    await ledger.hold(
+        SESSION, req("h3", "u3", tier_id="ga", quantity=1, ttl_ms=2000), now_ms=NOW + 1000
+    )
+    assert await ledger.due_sessions(now_ms=NOW + 3000) == [SESSION]
+
+
+@pytest.mark.parametrize("ledger_url", ["redis"], indirect=True)
+async def test_a_lost_index_entry_heals_at_the_next_hold(backends: Backends):
+    # given the index entry of a session went missing (its ZADD was lost with a process)
+    ledger = make_ledger(backends)
+    await ledger.load(small_session(), now_ms=NOW)
+    await ledger.hold(SESSION, req("h1", tier_id="ga", quantity=1, ttl_ms=1000), now_ms=NOW)
+    assert backends.redis is not None
+    await backends.redis.delete("bo:ledger:active")
+    # when another hold comes after the tracked time has passed
+    await ledger.hold(
+        SESSION, req("h2", "u2", tier_id="ga", quantity=1, ttl_ms=1000), now_ms=NOW + 1500
+    )
+    # then the sweeper finds the session again
+    assert await ledger.due_sessions(now_ms=NOW + 2500) == [SESSION]
+
+
 async def test_a_due_hold_expires_lazily_on_the_next_operation(ledger: SeatLedger):
     await ledger.hold(SESSION, req("h1", tier_id="ga", quantity=10, ttl_ms=1000), now_ms=NOW)
     # no sweeper ran, yet a later hold sees the units back

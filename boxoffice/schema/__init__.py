@@ -33,6 +33,7 @@ from boxoffice.resolvers.outbox import OutboxMutation, OutboxQuery
 from boxoffice.resolvers.queue import QueueMutation, QueueQuery
 from boxoffice.resolvers.tickets import TicketsMutation, TicketsQuery
 from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
+from boxoffice.schema import fast_inputs
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
 from boxoffice.schema.scalars import SCALAR_MAP
@@ -126,7 +127,7 @@ def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
         from boxoffice.tracing import graphql_tracing_extension
 
         extensions.append(graphql_tracing_extension())
-    return BoxofficeSchema(
+    schema = BoxofficeSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -137,3 +138,5 @@ def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
             name_converter=CachedNameConverter(),
         ),
     )
+    fast_inputs.install(schema)
+    return schema

@@ -179,9 +179,16 @@ class RedisSeatLedger:
             request.quantity,
             *request.seat_ids,
         )
+        return await self._tracked(session_id, reply)
+
+    async def _tracked(self, session_id: str, reply: dict[str, Any]) -> Hold:
+        """The hold of ``reply``, its expiry added to the sweeper's index when the script says
+        the index may lack it ("t"; see ``needs_tracking`` in prelude.lua): once per session
+        and earliest expiry rather than once per hold, which saves a round trip per hold."""
         hold = _hold(session_id, reply)
-        # LT keeps the earliest expiry and still adds a session that is not tracked yet
-        await self._redis.zadd(ACTIVE_KEY, {session_id: hold.expires_at_ms}, lt=True)
+        if reply.get("t"):
+            # LT keeps the earliest expiry and still adds a session that is not tracked yet
+            await self._redis.zadd(ACTIVE_KEY, {session_id: hold.expires_at_ms}, lt=True)
         return hold
 
     async def get(self, session_id: str, hold_id: str, *, now_ms: int) -> Hold:
@@ -195,8 +202,7 @@ class RedisSeatLedger:
         self, session_id: str, hold_id: str, user_id: str, *, until_ms: int, now_ms: int
     ) -> Hold:
         reply = await self._call("pending", session_id, hold_id, user_id, now_ms, until_ms)
-        await self._redis.zadd(ACTIVE_KEY, {session_id: until_ms}, lt=True)
-        return _hold(session_id, reply)
+        return await self._tracked(session_id, reply)
 
     async def confirm(self, session_id: str, hold_id: str) -> bool:
         reply = await self._call("confirm", session_id, hold_id)
@@ -240,10 +246,7 @@ class RedisSeatLedger:
         )
         if to is None:
             return None
-        hold = _hold(session_id, reply)
-        # LT keeps the earliest expiry and still adds a session that is not tracked yet
-        await self._redis.zadd(ACTIVE_KEY, {session_id: hold.expires_at_ms}, lt=True)
-        return hold
+        return await self._tracked(session_id, reply)
 
     async def snapshot(self, session_id: str, *, now_ms: int, seats: bool = True) -> Snapshot:
         reply = await self._call("snapshot", session_id, now_ms, "1" if seats else "0")

@@ -98,4 +98,4 @@ for t, n in pairs(need) do
   end
 end
 create_hold(id, user, seats, need, from_quota, channel, now + ttl, meta)
-return hold_reply(id, publish(false))
+return hold_reply(id, publish(false), now)

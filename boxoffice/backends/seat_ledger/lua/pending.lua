@@ -8,4 +8,4 @@ if not owner then return fail(gone_error(ARGV[1])) end
 if owner ~= ARGV[2] then return fail('HOLD_NOT_FOUND') end
 redis.call('HSET', h, 'st', 'PENDING', 'e', ARGV[4])
 redis.call('ZADD', P .. 'holds', ARGV[4], ARGV[1])
-return hold_reply(ARGV[1], publish(false))
+return hold_reply(ARGV[1], publish(false), tonumber(ARGV[3]))

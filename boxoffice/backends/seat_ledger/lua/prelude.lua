@@ -111,10 +111,27 @@ local function expire_due(now)
   return due
 end
 
-local function hold_reply(id, v)
+-- Whether the caller must add this session to the sweeper's index (bo:ledger:active, another
+-- hash slot, so not from here) for a hold lapsing at `e`. meta.tracked mirrors the earliest
+-- time last asked for; while it is due no later than `e` and not yet past, the index already
+-- brings the sweeper in time. A mirror in the past is distrusted (its add may have been lost),
+-- so tracking heals at the next hold. Correctness never rests on it: every script expires due
+-- holds first; the sweeper only makes releases reach clients without waiting for traffic.
+local function needs_tracking(e, now)
+  local tracked = tonumber(redis.call('HGET', P .. 'meta', 'tracked') or '0')
+  if tracked > 0 and tracked <= e and tracked >= now then return false end
+  redis.call('HSET', P .. 'meta', 'tracked', e)
+  return true
+end
+
+-- The hold as JSON; with `now`, also "t":1 when the caller must track its expiry.
+local function hold_reply(id, v, now)
   local d = redis.call('HMGET', P .. 'hold:' .. id, 'u', 's', 'n', 'e', 'st', 'm')
-  return '{"ok":true,"v":' .. v .. ',"hold":' .. cjson.encode({id = id, u = d[1], s = cjson.decode(d[2]),
-    n = cjson.decode(d[3]), e = tonumber(d[4]), st = d[5], m = d[6]}) .. '}'
+  local e = tonumber(d[4])
+  local t = ''
+  if now and needs_tracking(e, now) then t = ',"t":1' end
+  return '{"ok":true,"v":' .. v .. t .. ',"hold":' .. cjson.encode({id = id, u = d[1],
+    s = cjson.decode(d[2]), n = cjson.decode(d[3]), e = e, st = d[5], m = d[6]}) .. '}'
 end
 
 local function gone_error(id)

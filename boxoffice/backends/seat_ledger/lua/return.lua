@@ -35,7 +35,7 @@ end
 redis.call('HINCRBY', P .. 'users', user, -total)
 if offer then
   create_hold(offer.id, offer.u, seats, back, {}, '', now + offer.ttl, offer.m)
-  return hold_reply(offer.id, publish(false))
+  return hold_reply(offer.id, publish(false), now)
 end
 publish(false)
 return cjson.encode({ok = true})
