@@ -36,6 +36,7 @@ from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema import fast_inputs
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
+from boxoffice.schema.fast_events import EventExecutionContext
 from boxoffice.schema.scalars import SCALAR_MAP
 from boxoffice.subscriptions.back_office import BackOfficeSubscription
 from boxoffice.subscriptions.identity import IdentitySubscription
@@ -132,6 +133,7 @@ def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
+        execution_context_class=EventExecutionContext,
         config=StrawberryConfig(
             disable_field_suggestions=settings.is_prod,
             scalar_map=SCALAR_MAP,

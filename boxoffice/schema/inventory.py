@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -117,6 +118,9 @@ class CreateHoldInput:
     )
 
 
+_MADE: OrderedDict[int, tuple[FeedUpdate, AvailabilityUpdate]] = OrderedDict()
+
+
 @strawberry.type(
     description="A change of a session's availability. The first message is a snapshot "
     "(`snapshot: true`, every tier and seat); later ones carry what changed since "
@@ -133,6 +137,19 @@ class AvailabilityUpdate:
 
     @classmethod
     def from_update(cls, update: FeedUpdate) -> AvailabilityUpdate:
+        """One object per feed update, whoever subscribes: every subscriber of a session is
+        handed the same update, and equal objects let ``fast_events`` share the answer."""
+        made = _MADE.get(id(update))
+        if made is not None and made[0] is update:
+            return made[1]
+        fresh = cls._build(update)
+        _MADE[id(update)] = (update, fresh)  # the update is kept, so its id is not reused
+        if len(_MADE) > 64:
+            _MADE.popitem(last=False)
+        return fresh
+
+    @classmethod
+    def _build(cls, update: FeedUpdate) -> AvailabilityUpdate:
         return cls(
             session_id=strawberry.ID(update.session_id),
             version=BigInt(update.version),
