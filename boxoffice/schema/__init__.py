@@ -29,7 +29,9 @@ from boxoffice.resolvers.notifications import NotificationMutation, Notification
 from boxoffice.resolvers.orders import OrdersMutation, OrdersQuery
 from boxoffice.resolvers.outbox import OutboxMutation, OutboxQuery
 from boxoffice.resolvers.queue import QueueMutation, QueueQuery
+from boxoffice.resolvers.refunds import RefundsMutation, RefundsQuery
 from boxoffice.resolvers.tickets import TicketsMutation, TicketsQuery
+from boxoffice.resolvers.waitlist import WaitlistMutation, WaitlistQuery
 from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
@@ -52,6 +54,8 @@ Query = merge_types(
         OrdersQuery,
         CouponQuery,
         TicketsQuery,
+        RefundsQuery,
+        WaitlistQuery,
         NotificationQuery,
         WebhookQuery,
         OutboxQuery,
@@ -68,6 +72,8 @@ Mutation = merge_types(
         OrdersMutation,
         CouponMutation,
         TicketsMutation,
+        RefundsMutation,
+        WaitlistMutation,
         NotificationMutation,
         WebhookMutation,
         OutboxMutation,

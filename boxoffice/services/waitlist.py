@@ -163,6 +163,11 @@ async def positions(session: AsyncSession, entries: Sequence[WaitlistEntry]) -> 
     return out
 
 
+async def position_of(deps: OrderDeps, entry: WaitlistEntry) -> int | None:
+    async with deps.db.read() as session:
+        return (await positions(session, [entry])).get(entry.id)
+
+
 async def my_waitlist(
     *, deps: OrderDeps, viewer: Viewer
 ) -> tuple[list[WaitlistEntry], dict[str, int]]:
