@@ -60,6 +60,15 @@ async def join_waitlist(
         raise BadUserInput(f"quantity must be 1 to {tier.limit_per_order}.", field="quantity")
     now = utcnow()
     inventory.check_sale_open(rules, now)
+    async with deps.db.read() as session:
+        paused = await paused_users(session, [user_id], now)
+    if user_id in paused:
+        raise BadUserInput(
+            "You let too many offers lapse; you may join again later.",
+            field="tierId",
+            reason="WAITLIST_PAUSED",
+            until=paused[user_id].isoformat(),
+        )
     snap = await inventory.snapshot(
         db=deps.db, ledger=deps.ledger, rules_cache=deps.rules, session_id=session_id
     )
@@ -84,14 +93,6 @@ async def join_waitlist(
     )
     try:
         async with deps.db.write() as session:
-            paused = await paused_users(session, [user_id], now)
-            if user_id in paused:
-                raise BadUserInput(
-                    "You let too many offers lapse; you may join again later.",
-                    field="tierId",
-                    reason="WAITLIST_PAUSED",
-                    until=paused[user_id].isoformat(),
-                )
             session.add(entry)
             await session.flush()
     except IntegrityError as exc:
