@@ -14,6 +14,7 @@ from boxoffice.errors import NotFound, OrderStateInvalid
 from boxoffice.models.coupons import UserCoupon, UserCouponStatus
 from boxoffice.models.events import TicketTier
 from boxoffice.models.identity import Tenant
+from boxoffice.models.notifications import Notification
 from boxoffice.models.orders import ItemStatus, OrderItem, OrderStatus, Payment, PaymentStatus
 from boxoffice.models.outbox import OutboxEvent
 from boxoffice.models.refunds import RefundSource, RefundStatus
@@ -29,6 +30,7 @@ from boxoffice.services import (
     refunds,
     scanner_bundles,
 )
+from boxoffice.services.notifications import notification_consumer
 from boxoffice.services.outbox import dispatch_once
 from boxoffice.services.refund_policies import FeeTierSpec
 from boxoffice.services.refund_processing import late_payment_consumer, retry_due_refunds
@@ -259,6 +261,13 @@ async def test_a_rejected_refund_puts_the_order_back(rt: Runtime):
     refund = await request(rt, buyer, order, [tickets[0].id])
     rejected = await review(rt, staff, refund, approve=False, opinion="too late for this show")
     assert (rejected.status, rejected.opinion) == (RefundStatus.REJECTED, "too late for this show")
+    await dispatch_once(rt, notification_consumer())
+    async with rt.db.read() as session:
+        told = (
+            await session.exec(select(Notification).where(Notification.user_id == buyer.id))
+        ).all()
+    assert {"refund.requested", "refund.rejected"} <= {n.topic for n in told}
+    assert any("too late for this show" in n.body for n in told)
     assert (await reload_order(rt, order.id)).status is OrderStatus.PAID
     assert {t.status for t in await tickets_of(rt, order.id)} == {TicketStatus.VALID}
     with pytest.raises(OrderStateInvalid):

@@ -6,19 +6,23 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import orjson
 import pytest
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 
 from boxoffice.backends.seat_ledger import SeatState
 from boxoffice.clock import utcnow
 from boxoffice.errors import AlreadyExists, BadUserInput, HoldNotFound, SeatUnavailable, SoldOut
 from boxoffice.ids import new_id
 from boxoffice.models.identity import User
+from boxoffice.models.notifications import Notification
 from boxoffice.models.orders import Order, OrderStatus
+from boxoffice.models.outbox import OutboxEvent
 from boxoffice.models.waitlist import WaitlistEntry, WaitlistStatus
 from boxoffice.runtime import Runtime
 from boxoffice.services import inventory, orders, waitlist
+from boxoffice.services.notifications import notification_consumer
 from boxoffice.services.outbox import dispatch_once
 from boxoffice.services.waitlist_offers import (
     MAX_LAPSED_OFFERS,
@@ -122,6 +126,37 @@ async def test_refunded_units_go_to_the_first_waiting_person_who_orders_and_pays
     )
     assert positions[mine[0].id] == 2
     assert len(tickets) == 2
+
+
+async def test_an_offer_is_announced_without_its_token(rt: Runtime):
+    # given a sold-out tier, a person waiting, and a refunded ticket offered to them
+    sale = await on_sale(rt, ga_capacity=1)
+    buyer, waiter = await people(rt, "buyer", "waiter")
+    _boss, staff = await organizer(rt, "boss@club.test", sale.tenant)
+    order, _ = await ticketed_order(rt, buyer, sale, tier_id=sale.ga.id, quantity=1)
+    waiting = await join(rt, waiter, sale.session.id, sale.ga.id)
+    await review(rt, staff, await request(rt, buyer, order))
+    offered = await entry(rt, waiting.id)
+    # when the notifications go out
+    await dispatch_once(rt, notification_consumer())
+    # then the waiting person is told (with the event and the deadline), the token is in no
+    # event payload (webhooks carry them), only in the person's own myWaitlist
+    async with rt.db.read() as session:
+        told = (
+            await session.exec(
+                select(Notification).where(
+                    Notification.user_id == waiter.id, Notification.topic == "waitlist.offered"
+                )
+            )
+        ).all()
+        [event] = (
+            await session.exec(select(OutboxEvent).where(OutboxEvent.topic == "waitlist.offered"))
+        ).all()
+    assert told and "On Sale Show" in told[0].body
+    token = offer_token(offered)
+    assert token and token not in orjson.dumps(event.payload).decode()
+    assert offered.offer_hold_id not in orjson.dumps(event.payload).decode()
+    assert event.payload["resource"]["offerExpiresAt"] == offered.offer_expires_at.isoformat()
 
 
 async def test_returned_seats_are_held_for_the_waitlist_never_available(rt: Runtime):
