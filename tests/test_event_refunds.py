@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import col, select
 
 from boxoffice.errors import NotFound
+from boxoffice.jobs import CONSUMERS, JOBS, retry_refunds
 from boxoffice.models.orders import OrderStatus
 from boxoffice.models.refunds import EventRefundRunStatus, Refund, RefundSource, RefundStatus
 from boxoffice.runtime import Runtime
@@ -50,6 +51,7 @@ async def test_cancelling_an_event_refunds_every_paid_order_once(rt: Runtime):
         await events.cancel_event(
             db=rt.db, cache=rt.catalog_cache, viewer=staff, event_id=sale.event.id, reason="storm"
         )
+        assert "event-refunds" in [c.name for c in CONSUMERS]
         assert await dispatch_once(rt, event_refunds_consumer()) >= 1
         progress = await event_refunds.event_refund_progress(
             db=rt.db, viewer=staff, event_id=sale.event.id
@@ -111,7 +113,7 @@ async def test_a_refund_run_the_provider_refuses_stays_open_and_resumes(rt: Runt
         assert progress.run.status is EventRefundRunStatus.RUNNING
         assert (progress.total, progress.failed) == (1, 1)
         assert (await reload_order(rt, order.id)).status is OrderStatus.REFUNDING
-        # when the provider recovers and the run is started again (the retry job does this)
+        # when the provider recovers and the refund retry job comes round
         flaky.failing = None
         [refund] = await run_refunds(rt, sale.event.id)
         async with rt.db.write() as session:
@@ -119,8 +121,13 @@ async def test_a_refund_run_the_provider_refuses_stays_open_and_resumes(rt: Runt
             assert row is not None and row.next_attempt_at is not None
             row.next_attempt_at = row.next_attempt_at.replace(year=2000)
             session.add(row)
-        assert await run_event_refunds(rt.refund_deps, progress.run.id)
+        assert "retry-refunds" in [job.name for job in JOBS]
+        assert await retry_refunds(rt) == 1
     assert (await reload_order(rt, order.id)).status is OrderStatus.REFUNDED
+    finished = await event_refunds.event_refund_progress(
+        db=rt.db, viewer=staff, event_id=sale.event.id
+    )
+    assert finished is not None and finished.run.status is EventRefundRunStatus.COMPLETED
     assert flaky.calls == [refund.refund_no] * 2
 
 

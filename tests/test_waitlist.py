@@ -15,6 +15,7 @@ from boxoffice.backends.seat_ledger import SeatState
 from boxoffice.clock import utcnow
 from boxoffice.errors import AlreadyExists, BadUserInput, HoldNotFound, SeatUnavailable, SoldOut
 from boxoffice.ids import new_id
+from boxoffice.jobs import CONSUMERS, JOBS, expire_waitlist_offers
 from boxoffice.models.identity import User
 from boxoffice.models.notifications import Notification
 from boxoffice.models.orders import Order, OrderStatus
@@ -117,6 +118,7 @@ async def test_refunded_units_go_to_the_first_waiting_person_who_orders_and_pays
     # when the first person orders with the offer and pays
     bought = await pay(rt, first, await order_with_offer(rt, first, waiting[0].id))
     assert bought.status is OrderStatus.PAID and bought.total_minor == 36000
+    assert "waitlist-fulfilment" in [c.name for c in CONSUMERS]
     await dispatch_once(rt, fulfilment_consumer())
     # then the offer is fulfilled; the others still wait, now first and second in line
     done = await entry(rt, waiting[0].id)
@@ -194,7 +196,8 @@ async def test_an_offer_left_to_expire_passes_to_the_next_person(rt: Runtime):
     assert first_offer.status is WaitlistStatus.OFFERED
     # when the offer is left to expire and the job runs
     await lapse(rt, a.id)
-    assert await expire_offers(rt.order_deps) == 1
+    assert "waitlist-offers" in [job.name for job in JOBS]
+    assert await expire_waitlist_offers(rt) == 1
     # then the second person has the unit; the first's token is worthless
     assert (await entry(rt, a.id)).status is WaitlistStatus.EXPIRED
     second_offer = await entry(rt, b.id)
