@@ -50,7 +50,7 @@ from boxoffice.models.orders import ItemStatus, Order, OrderItem, OrderStatus
 from boxoffice.models.outbox import OutboxEvent
 from boxoffice.models.waitlist import WaitlistEntry, WaitlistStatus
 from boxoffice.services import outbox
-from boxoffice.services.inventory import hold_token, ms
+from boxoffice.services.inventory import check_sale_open, hold_token, ms
 from boxoffice.services.orders import HAND_BACK_HOOKS, OrderDeps
 from boxoffice.services.outbox import Consumer
 from boxoffice.services.session_rules import SessionRules
@@ -190,6 +190,10 @@ async def _claim(
     if not tiers:
         return []
     rules = await deps.rules.get(session_id)
+    try:
+        check_sale_open(rules, now)
+    except BadUserInput:
+        return []  # a cancelled, ended or closed sale makes no offers
     expires_at = now + OFFER_TTL
     ttl_ms = int((OFFER_TTL + OFFER_HOLD_GRACE).total_seconds() * 1000)
     claims: list[Claim] = []
