@@ -12,13 +12,14 @@ from boxoffice.errors import NotFound
 from boxoffice.jobs import CONSUMERS, JOBS, retry_refunds
 from boxoffice.models.orders import OrderStatus
 from boxoffice.models.refunds import EventRefundRunStatus, Refund, RefundSource, RefundStatus
+from boxoffice.models.waitlist import WaitlistStatus
 from boxoffice.runtime import Runtime
 from boxoffice.services import event_refunds, events
 from boxoffice.services.event_refunds import event_refunds_consumer, run_event_refunds
 from boxoffice.services.outbox import dispatch_once
 from tests.helpers import make_tenant, make_user
 from tests.order_factories import hold_for, on_sale, order_for, paid_order, pay
-from tests.refund_factories import flaky_refunds, reload_order, request, review
+from tests.refund_factories import entry, flaky_refunds, join, reload_order, request, review
 from tests.ticket_factories import organizer, ticketed_order
 
 
@@ -142,3 +143,21 @@ async def test_refund_progress_is_for_the_events_organizers(rt: Runtime):
     )
     with pytest.raises(NotFound):
         await event_refunds.event_refund_progress(db=rt.db, viewer=stranger, event_id=sale.event.id)
+
+
+async def test_a_cancelled_events_seats_are_offered_to_nobody(rt: Runtime):
+    # given a sold-out tier with someone waiting
+    sale = await on_sale(rt, ga_capacity=1)
+    buyer = await make_user(rt, "fan@example.com")
+    waiter = await make_user(rt, "waiter@example.com")
+    _boss, staff = await organizer(rt, "boss@club.test", sale.tenant)
+    order = await paid_order(rt, buyer, sale.session, tier_id=sale.ga.id, quantity=1)
+    waiting = await join(rt, waiter, sale.session.id, sale.ga.id)
+    # when the event is cancelled and its orders refunded
+    await events.cancel_event(
+        db=rt.db, cache=rt.catalog_cache, viewer=staff, event_id=sale.event.id
+    )
+    await dispatch_once(rt, event_refunds_consumer())
+    # then the money went back, and no offer was made for a show that will not happen
+    assert (await reload_order(rt, order.id)).status is OrderStatus.REFUNDED
+    assert (await entry(rt, waiting.id)).status is WaitlistStatus.WAITING
