@@ -216,6 +216,24 @@ async def test_used_tickets_and_late_requests_answer_order_state_invalid(rt: Run
     assert await refunds_of(rt, order.id) == []
 
 
+async def test_a_ticket_checked_in_after_the_request_cannot_be_approved(rt: Runtime):
+    sale = await on_sale(rt)
+    buyer = await make_user(rt, "sneaky@example.com")
+    _boss, staff = await organizer(rt, "boss@club.test", sale.tenant)
+    _gate, gate = await gate_staff(rt, "gate@club.test", sale.tenant)
+    order, [ticket, _other] = await ticketed_order(rt, buyer, sale)
+    refund = await request(rt, buyer, order, [ticket.id])
+    assert (
+        await check_ins.check_in(deps=rt.ticket_deps, viewer=gate, payload=ticket.qr_payload)
+    ).ok
+    with flaky_refunds(rt) as flaky, pytest.raises(OrderStateInvalid) as refused:
+        await review(rt, staff, refund)
+    assert refused.value.details["reason"] == "TICKET_USED" and flaky.calls == []
+    assert (await refund_row(rt, refund.id)).status is RefundStatus.PENDING
+    rejected = await review(rt, staff, refund, approve=False, opinion="you came to the show")
+    assert rejected.status is RefundStatus.REJECTED
+
+
 async def test_an_unpaid_or_someone_elses_order_cannot_be_refunded(rt: Runtime):
     sale = await on_sale(rt)
     buyer = await make_user(rt, "owner@example.com")

@@ -323,6 +323,23 @@ async def _reopen_order(session: AsyncSession, refund: Refund, now: datetime) ->
     return order
 
 
+async def _refuse_used(session: AsyncSession, refund: Refund) -> None:
+    """A ticket checked in since the request cannot be refunded any more (the organizer may
+    reject the request)."""
+    used = (
+        await session.exec(
+            select(Ticket.ticket_sn).where(
+                col(Ticket.order_item_id).in_(sorted(refund.item_ids)),
+                Ticket.status == TicketStatus.USED,
+            )
+        )
+    ).all()
+    if used:
+        raise refused(
+            "A ticket of this refund was checked in since.", "TICKET_USED", ticketSns=list(used)
+        )
+
+
 async def review_refund(
     *, deps: RefundDeps, viewer: Viewer, refund_id: str, approve: bool, opinion: str | None
 ) -> Refund:
@@ -332,7 +349,8 @@ async def review_refund(
     nobody is processing. Audited.
 
     Raises ``NotFound`` (also another tenant's), ``Forbidden``, ``BadUserInput`` (opinion),
-    ``OrderStateInvalid`` (reason ALREADY_REVIEWED, REFUND_PROCESSING)."""
+    ``OrderStateInvalid`` (reason ALREADY_REVIEWED, REFUND_PROCESSING, TICKET_USED: checked in
+    since the request)."""
     note = validation.optional_text(opinion, field="opinion", max_length=500)
     now = utcnow()
     reopened: Order | None = None
@@ -359,6 +377,8 @@ async def review_refund(
                 "ALREADY_REVIEWED",
                 current=refund.status.value,
             )
+        if approve:
+            await _refuse_used(session, refund)
         refund.status = decided
         refund.opinion = note
         refund.reviewed_by, refund.reviewed_at, refund.updated_at = viewer.user_id, now, now

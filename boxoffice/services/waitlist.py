@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -114,12 +114,20 @@ async def leave_waitlist(*, deps: OrderDeps, viewer: Viewer, entry_id: str) -> b
     placed with the offer: cancel the order instead."""
     now = utcnow()
     async with deps.db.write() as session:
-        entry = await _own_entry(session, viewer, entry_id)
-        if entry.status is WaitlistStatus.WAITING:
-            entry.status, entry.active_key = WaitlistStatus.LEFT, None
-            entry.ended_at = entry.updated_at = now
-            session.add(entry)
+        await _own_entry(session, viewer, entry_id)
+        left = await session.exec(
+            update(WaitlistEntry)
+            .where(
+                col(WaitlistEntry.id) == entry_id,
+                col(WaitlistEntry.status) == WaitlistStatus.WAITING,
+            )
+            .values(status=WaitlistStatus.LEFT, active_key=None, ended_at=now, updated_at=now)
+        )
+        if left.rowcount == 1:
             return True
+        # an offer may have been made a moment ago: read what the entry is now
+        entry = await session.get(WaitlistEntry, entry_id, populate_existing=True)
+    assert entry is not None
     if entry.status is not WaitlistStatus.OFFERED:
         return False
     if not await pass_on_offer(deps, entry, outcome=WaitlistStatus.LEFT, now=now):
