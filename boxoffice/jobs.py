@@ -22,7 +22,7 @@ from boxoffice.config import Settings
 from boxoffice.models.identity import RefreshToken
 from boxoffice.models.outbox import OutboxEvent
 from boxoffice.runtime import Runtime
-from boxoffice.services import orders, payments, sales_stats
+from boxoffice.services import event_refunds, orders, payments, sales_stats, waitlist_offers
 from boxoffice.services.catalog_statuses import refresh_statuses
 from boxoffice.services.coupon_issuing import issue_consumer
 from boxoffice.services.notifications import notification_consumer
@@ -30,6 +30,7 @@ from boxoffice.services.outbox import Consumer, dispatch_once, oldest_pending
 from boxoffice.services.queue_admission import AdmissionTicker
 from boxoffice.services.queue_events import QueueCatalog
 from boxoffice.services.queue_notices import record_admissions
+from boxoffice.services.refund_processing import late_payment_consumer, retry_due_refunds
 from boxoffice.services.ticket_issuance import issuance_consumer
 from boxoffice.services.webhook_delivery import fanout_consumer, sender_for
 
@@ -114,6 +115,9 @@ CONSUMERS: list[Consumer] = [  # each feature registers its outbox consumer here
     fanout_consumer(),
     Consumer("sales-dashboard", _announce_sale, topics=sales_stats.SALES_TOPICS, max_attempts=3),
     issue_consumer(),
+    late_payment_consumer(),
+    event_refunds.event_refunds_consumer(),
+    waitlist_offers.fulfilment_consumer(),
 ]
 
 
@@ -122,6 +126,20 @@ async def expire_orders(rt: Runtime) -> int:
     expired = await orders.expire_due_orders(rt.order_deps)
     rt.metrics.count("order", "expired", expired)
     return expired
+
+
+async def retry_refunds(rt: Runtime) -> int:
+    """Try approved refunds that did not go through again (with backoff), return seats a
+    dead process left behind, and finish the cancelled events' runs they belong to."""
+    processed = await retry_due_refunds(rt.refund_deps)
+    for run_id in sorted({r.run_id for r in processed if r.run_id}):
+        await event_refunds.run_event_refunds(rt.refund_deps, run_id)
+    return len(processed)
+
+
+async def expire_waitlist_offers(rt: Runtime) -> int:
+    """Waitlist offers past their time pass to the next people."""
+    return await waitlist_offers.expire_offers(rt.order_deps)
 
 
 async def measure_outbox_lag(rt: Runtime) -> None:
@@ -189,6 +207,8 @@ JOBS: list[PeriodicJob] = [
     PeriodicJob("expire-holds", 1.0, expire_holds),
     PeriodicJob("expire-orders", 2.0, expire_orders),
     PeriodicJob("query-payments", 60.0, query_payments),
+    PeriodicJob("retry-refunds", 15.0, retry_refunds),
+    PeriodicJob("waitlist-offers", 5.0, expire_waitlist_offers),
     PeriodicJob("catalog-statuses", 30, refresh_catalog_statuses),
     PeriodicJob("webhook-sender", 0.5, send_webhooks, stop=stop_webhooks),
     PeriodicJob(

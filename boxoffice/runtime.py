@@ -21,9 +21,11 @@ from boxoffice.providers.messaging import SandboxMessaging
 from boxoffice.providers.payments.registry import PaymentProviders, build_payment_providers
 from boxoffice.providers.wechat import SandboxWechat, WechatOAuth
 from boxoffice.response_cache import ResponseCache
-from boxoffice.services import (  # noqa: F401 - coupon_redemption installs the discount steps
+from boxoffice.services import (  # noqa: F401 - these install their hooks at import
     coupon_redemption,
+    event_refunds,
     inventory,
+    waitlist_offers,
 )
 from boxoffice.services.access_tokens import AccessTokens
 from boxoffice.services.availability_feed import AvailabilityFeeds
@@ -34,6 +36,7 @@ from boxoffice.services.passwords import PasswordHasher
 from boxoffice.services.payments import PaymentDeps
 from boxoffice.services.queue_events import QueueEventCache
 from boxoffice.services.queue_tokens import QueueTokens
+from boxoffice.services.refund_processing import RefundDeps
 from boxoffice.services.session_rules import SessionRulesCache
 from boxoffice.services.sign_in import AuthKit
 from boxoffice.services.ticket_keys import TicketKeys
@@ -81,6 +84,10 @@ class Runtime:
             providers=self.payments,
             public_base_url=self.settings.public_base_url,
         )
+
+    @property
+    def refund_deps(self) -> RefundDeps:
+        return RefundDeps(orders=self.order_deps, providers=self.payments)
 
     @property
     def ticket_deps(self) -> TicketDeps:

@@ -102,10 +102,11 @@ async def order_for(
 async def sandbox_callback(
     rt: Runtime, payment: Payment, result: SandboxResult = SandboxResult.SUCCESS
 ) -> CallbackRequest:
-    """What the sandbox company would POST to /payments/sandbox/notify for ``payment``."""
+    """What the sandbox company would POST to /payments/sandbox/notify for ``payment``, once
+    it recorded the payer's result (so it refunds what it saw paid)."""
     gateway = rt.payments.sandbox_gateway
     assert gateway is not None
-    body = gateway.callback_body(
+    body = gateway.record(
         payment_no=payment.payment_no,
         result=result,
         amount_minor=payment.amount_minor,

@@ -283,6 +283,85 @@ async def test_returned_units_go_back_or_straight_into_an_offer(
     await assert_balanced(ledger)
 
 
+async def test_a_hold_is_handed_over_to_offers_without_a_public_moment(
+    ledger: SeatLedger, backends: Backends
+):
+    # given an unpaid order's hold of three seats and a hold of four general-admission units
+    seats = (seat_id("A", 1, 1), seat_id("A", 1, 2), seat_id("A", 1, 3))
+    await ledger.hold(SESSION, req("order-1", seat_ids=seats), now_ms=NOW)
+    await ledger.mark_pending(SESSION, "order-1", "u1", until_ms=NOW + TTL, now_ms=NOW)
+    await ledger.hold(SESSION, req("order-2", tier_id="ga", quantity=4), now_ms=NOW)
+    # when the seated hold ends, two seats passing to one offer, watched on the stream
+    async with backends.broker.subscribe(channels.session_availability(SESSION)) as messages:
+        await asyncio.sleep(0.05)
+        (offer,) = await ledger.hand_over(
+            SESSION,
+            "order-1",
+            offers=(req("offer-1", "waiter", ttl_ms=1800_000, seat_ids=seats[:2]),),
+            now_ms=NOW,
+        )
+        message = orjson.loads(await asyncio.wait_for(messages.__anext__(), 5))
+    # then the offered seats never showed AVAILABLE; the third went back to the public
+    assert message["s"] == {seats[0]: "H", seats[1]: "H", seats[2]: "A"}
+    assert offer.user_id == "waiter"
+    assert offer.seats == {seats[0]: "front", seats[1]: "front"}
+    assert offer.expires_at_ms == NOW + 1800_000
+    with pytest.raises(HoldNotFound):
+        await ledger.get(SESSION, "order-1", now_ms=NOW)
+    # and general-admission units split between two offers and the public
+    holds = await ledger.hand_over(
+        SESSION,
+        "order-2",
+        offers=(
+            req("offer-2", "w2", tier_id="ga", quantity=1),
+            req("offer-3", "w3", tier_id="ga", quantity=2),
+        ),
+        now_ms=NOW,
+    )
+    assert [h.units for h in holds] == [{"ga": 1}, {"ga": 2}]
+    snap = await ledger.snapshot(SESSION, now_ms=NOW)
+    assert snap.available["ga"] == 7
+    assert snap.seats[seats[2]] == SeatState.AVAILABLE
+    await assert_balanced(ledger)
+
+
+async def test_hand_over_refuses_what_it_cannot_do_and_changes_nothing(ledger: SeatLedger):
+    # given an offer hold and a hold an order owns
+    await ledger.hold(SESSION, req("offer-1", "waiter", tier_id="ga", quantity=2), now_ms=NOW)
+    await ledger.hold(SESSION, req("order-1", seat_ids=(seat_id("A", 2, 1),)), now_ms=NOW)
+    await ledger.mark_pending(SESSION, "order-1", "u1", until_ms=NOW + TTL, now_ms=NOW)
+    before = await ledger.counts(SESSION)
+    # then: more units than the hold has, a seat it does not have, an order's hold when only
+    # a plain hold may pass on, a hold that is gone, a channel's hold
+    with pytest.raises(BadUserInput) as more:
+        await ledger.hand_over(
+            SESSION, "offer-1", offers=(req("o2", tier_id="ga", quantity=3),), now_ms=NOW
+        )
+    assert more.value.details["reason"] == "NOT_IN_HOLD"
+    with pytest.raises(BadUserInput):
+        await ledger.hand_over(
+            SESSION, "order-1", offers=(req("o2", seat_ids=(seat_id("A", 2, 2),)),), now_ms=NOW
+        )
+    with pytest.raises(BadUserInput) as ordered:
+        await ledger.hand_over(SESSION, "order-1", offers=(), only_held=True, now_ms=NOW)
+    assert ordered.value.details["reason"] == "HOLD_ORDERED"
+    with pytest.raises(HoldNotFound):
+        await ledger.hand_over(SESSION, "nope", offers=(), now_ms=NOW)
+    await ledger.set_quota(SESSION, "ga", "agent-x", 2)
+    await ledger.hold(
+        SESSION, req("agent-1", tier_id="ga", quantity=1, channel="agent-x"), now_ms=NOW
+    )
+    with pytest.raises(BadUserInput) as channel:
+        await ledger.hand_over(SESSION, "agent-1", offers=(), now_ms=NOW)
+    assert channel.value.details["reason"] == "CHANNEL_HOLD"
+    assert (await ledger.get(SESSION, "offer-1", now_ms=NOW)).units == {"ga": 2}
+    assert (await ledger.counts(SESSION))["front"] == before["front"]
+    # and a lapsed hold answers HOLD_EXPIRED: its units already went back
+    with pytest.raises(HoldExpired):
+        await ledger.hand_over(SESSION, "offer-1", offers=(), now_ms=NOW + TTL)
+    await assert_balanced(ledger)
+
+
 async def test_channel_quota_is_set_aside_from_the_public(ledger: SeatLedger):
     await ledger.set_quota(SESSION, "ga", "agent-x", 5)
     assert (await ledger.snapshot(SESSION, now_ms=NOW)).available["ga"] == 5

@@ -1,5 +1,5 @@
-"""Hypothesis drives random hold / release / pending / confirm / expire / return sequences
-against each seat-ledger adapter and checks, after every step, that per tier
+"""Hypothesis drives random hold / release / pending / confirm / expire / return / hand-over
+sequences against each seat-ledger adapter and checks, after every step, that per tier
 sold + held + free + blocked = capacity, that no seat is in two holds, that the ledger agrees
 with a simple model of who holds what, and that versions only grow."""
 
@@ -211,6 +211,40 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         if hold is not None:
             self._record(hold)
+
+    @rule(target=holds, hold_id=consumes(holds), data=st.data(), only_held=st.booleans())
+    def hand_over(self, hold_id: str, data: st.DataObject, only_held: bool) -> str:
+        self._expire_model()
+        known = self.model.get(hold_id)
+        offers: list[HoldRequest] = []
+        if known is not None:
+            seats = sorted(known["seats"])
+            take = data.draw(st.lists(st.sampled_from(seats), unique=True)) if seats else []
+            if take:
+                offers.append(HoldRequest(self._new_id(), "waiter", 3000, seat_ids=tuple(take)))
+            ga = known["units"].get("ga", 0)
+            n = data.draw(st.integers(0, ga)) if ga else 0
+            if n:
+                offers.append(HoldRequest(self._new_id(), "waiter", 3000, tier_id="ga", quantity=n))
+        try:
+            made = self.run(
+                self.ledger.hand_over(
+                    SESSION, hold_id, offers=tuple(offers), only_held=only_held, now_ms=self.now
+                )
+            )
+        except (HoldExpired, HoldNotFound):
+            assert known is None
+            return "none"
+        except BadUserInput as refused:
+            assert known is not None and only_held and known["state"] == "PENDING"
+            assert refused.details["reason"] == "HOLD_ORDERED"
+            return hold_id
+        assert known is not None
+        del self.model[hold_id]
+        for hold in made:
+            assert hold.user_id == "waiter"
+            self._record(hold)
+        return made[0].hold_id if made else "none"
 
     @rule(ms=st.integers(1, 3000))
     def tick(self, ms: int) -> None:

@@ -16,8 +16,10 @@ from boxoffice.models import (  # noqa: F401
     notifications,
     orders,
     outbox,
+    refunds,
     tickets,
     venues,
+    waitlist,
     webhooks,
 )
 

@@ -31,7 +31,9 @@ from boxoffice.resolvers.notifications import NotificationMutation, Notification
 from boxoffice.resolvers.orders import OrdersMutation, OrdersQuery
 from boxoffice.resolvers.outbox import OutboxMutation, OutboxQuery
 from boxoffice.resolvers.queue import QueueMutation, QueueQuery
+from boxoffice.resolvers.refunds import RefundsMutation, RefundsQuery
 from boxoffice.resolvers.tickets import TicketsMutation, TicketsQuery
+from boxoffice.resolvers.waitlist import WaitlistMutation, WaitlistQuery
 from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema import fast_inputs
 from boxoffice.schema.errors import map_errors
@@ -56,6 +58,8 @@ Query = merge_types(
         OrdersQuery,
         CouponQuery,
         TicketsQuery,
+        RefundsQuery,
+        WaitlistQuery,
         NotificationQuery,
         WebhookQuery,
         OutboxQuery,
@@ -72,6 +76,8 @@ Mutation = merge_types(
         OrdersMutation,
         CouponMutation,
         TicketsMutation,
+        RefundsMutation,
+        WaitlistMutation,
         NotificationMutation,
         WebhookMutation,
         OutboxMutation,

@@ -190,6 +190,14 @@ def _refund(resource: Mapping[str, Any], locale: str) -> dict[str, str]:
     }
 
 
+def _refund_review(resource: Mapping[str, Any], locale: str) -> dict[str, str]:
+    opinion = _text(resource.get("opinion"))
+    note = ""
+    if opinion:
+        note = f"审核意见：{opinion}" if locale == "zh-CN" else f"Reviewer's note: {opinion}"
+    return {**_refund(resource, locale), "opinion": note}
+
+
 def _offer(resource: Mapping[str, Any], locale: str) -> dict[str, str]:
     return {
         "expiresAt": _time(resource.get("offerExpiresAt") or resource.get("expiresAt"), locale),
@@ -343,6 +351,20 @@ TEMPLATES: dict[str, Template] = {
             ),
         },
         _refund,
+    ),
+    "refund.rejected": Template(
+        (IN_APP,),
+        {
+            "zh-CN": Text(
+                "退款申请未通过",
+                "退款申请 {refundNo} 未通过审核，电子票继续有效。{opinion}",
+            ),
+            "en": Text(
+                "Refund not approved",
+                "Refund {refundNo} was not approved; your e-tickets stay valid. {opinion}",
+            ),
+        },
+        _refund_review,
     ),
     "waitlist.offered": Template(
         (IN_APP, SMS, EMAIL),

@@ -466,9 +466,23 @@ async def _end_unpaid(
             tenant_id=order.tenant_id,
             payload={"resource": order_resource(order, items), "userId": order.user_id},
         )
-    await deps.ledger.release(order.session_id, order.hold_id, now_ms=ms(now))
+    await _give_back_hold(deps, order, items, now)
     await publish_order(deps.broker, order)
     return order
+
+
+async def _give_back_hold(
+    deps: OrderDeps, order: Order, items: list[OrderItem], now: datetime
+) -> None:
+    """The ended order's ledger hold: to a ``HAND_BACK_HOOKS`` feature that takes it (the
+    waitlist), else back to the public."""
+    for hand_back in HAND_BACK_HOOKS:
+        try:
+            if await hand_back(deps, order, items):
+                return
+        except Exception:
+            log.exception("hand-back hook failed for order %s; releasing its hold", order.id)
+    await deps.ledger.release(order.session_id, order.hold_id, now_ms=ms(now))
 
 
 # Features that attach something to an unpaid order (coupons) register how to give it back
@@ -477,6 +491,11 @@ async def _end_unpaid(
 # means it is gone and the order cannot be revived).
 RELEASE_HOOKS: list[Any] = []
 REVIVE_HOOKS: list[Any] = []
+# Features that want an ended unpaid order's units before the public (the waitlist) register
+# ``async hook(deps, order, items) -> bool``, run after the order's transaction committed:
+# True means the hook took care of the order's ledger hold (handed it over, or found it gone);
+# False (or an error) leaves it to be released to the public.
+HAND_BACK_HOOKS: list[Any] = []
 
 
 async def get_order(*, db: Database, viewer: Viewer, order_id: str) -> Order:

@@ -186,6 +186,27 @@ class SeatLedger(Protocol):
         general-admission units per tier."""
         ...
 
+    async def hand_over(
+        self,
+        session_id: str,
+        hold_id: str,
+        *,
+        offers: tuple[HoldRequest, ...],
+        only_held: bool = False,
+        now_ms: int,
+    ) -> list[Hold]:
+        """End the hold ``hold_id`` and pass its units straight into new holds (waitlist
+        offers), never available to the public in between; what no offer takes goes back to
+        the public. Each offer names the hold's seats it takes (``seat_ids``) or a number of
+        its general-admission units (``tier_id`` + ``quantity``). All or nothing.
+
+        Raises ``HoldExpired`` / ``HoldNotFound`` (the hold is gone: its units already went
+        back), ``BadUserInput`` with ``reason`` HOLD_ORDERED (``only_held`` and an order owns
+        the hold), CHANNEL_HOLD (a sales channel's hold: its units go back to the channel),
+        NOT_IN_HOLD (an offer asks for what the hold does not have), or an offer's hold id
+        that exists already."""
+        ...
+
     async def snapshot(self, session_id: str, *, now_ms: int, seats: bool = True) -> Snapshot:
         """The session's version, public units per tier and (unless ``seats=False``, the
         cheap form for tier counts) every seat's state."""

@@ -482,6 +482,79 @@ class MemorySeatLedger:
             meta=request.meta,
         )
 
+    async def hand_over(
+        self,
+        session_id: str,
+        hold_id: str,
+        *,
+        offers: tuple[HoldRequest, ...],
+        only_held: bool = False,
+        now_ms: int,
+    ) -> list[Hold]:
+        state = self._session(session_id)
+        delta = _Delta()
+        self._expire_due(state, now_ms, delta)
+        try:
+            plan = self._plan_hand_over(state, hold_id, offers, only_held)
+            self._give_back(state, hold_id, "HANDED_OVER", now_ms, delta)
+            for offer, seat_ids, units in plan:
+                self._take_returned(state, offer, seat_ids, units, now_ms, delta)
+        finally:
+            await self._publish(session_id, state, delta)
+        return [self._to_hold(session_id, state, offer.hold_id) for offer in offers]
+
+    @staticmethod
+    def _plan_hand_over(
+        state: _Session, hold_id: str, offers: tuple[HoldRequest, ...], only_held: bool
+    ) -> list[tuple[HoldRequest, tuple[str, ...], dict[str, int]]]:
+        """Check ``hand_over``'s offers against the hold (raises without changing anything)."""
+        hold = state.holds.get(hold_id)
+        if hold is None:
+            gone = state.gone.get(hold_id)
+            if gone is not None and gone[0] == "EXPIRED":
+                raise HoldExpired()
+            raise HoldNotFound()
+        if hold.channel:
+            raise BadUserInput(
+                "A sales channel's hold goes back to its channel.",
+                field="holdId",
+                reason="CHANNEL_HOLD",
+            )
+        if only_held and hold.state == HoldState.PENDING:
+            raise BadUserInput("An order owns this hold.", field="holdId", reason="HOLD_ORDERED")
+        seats_left = dict(hold.seats)
+        units_left = dict(hold.units)
+        for tier_id in hold.seats.values():
+            units_left[tier_id] -= 1  # what is left per tier: general-admission units only
+        plan: list[tuple[HoldRequest, tuple[str, ...], dict[str, int]]] = []
+        seen: set[str] = {hold_id}
+        for offer in offers:
+            if offer.hold_id in seen or offer.hold_id in state.holds:
+                raise BadUserInput("This hold already exists.", field="holdId")
+            seen.add(offer.hold_id)
+            units: dict[str, int] = {}
+            if offer.seat_ids:
+                for seat_id in offer.seat_ids:
+                    tier_id = seats_left.pop(seat_id, "")
+                    if not tier_id:
+                        raise BadUserInput(
+                            "Not a seat of this hold.",
+                            field="seatIds",
+                            reason="NOT_IN_HOLD",
+                            seats=[seat_id],
+                        )
+                    units[tier_id] = units.get(tier_id, 0) + 1
+            else:
+                tier_id = offer.tier_id or ""
+                if offer.quantity <= 0 or units_left.get(tier_id, 0) < offer.quantity:
+                    raise BadUserInput(
+                        "The hold has fewer units.", field="quantity", reason="NOT_IN_HOLD"
+                    )
+                units_left[tier_id] -= offer.quantity
+                units[tier_id] = offer.quantity
+            plan.append((offer, tuple(offer.seat_ids), units))
+        return plan
+
     async def snapshot(self, session_id: str, *, now_ms: int, seats: bool = True) -> Snapshot:
         state = self._session(session_id)
         delta = _Delta()

@@ -38,6 +38,7 @@ SCRIPTS = (
     "confirm",
     "expire",
     "return",
+    "handover",
     "snapshot",
     "quota",
     "counts",
@@ -73,6 +74,22 @@ def _error(reply: dict[str, Any], session_id: str) -> BoxofficeError | LedgerNot
         return HoldExpired()
     if err == "HOLD_NOT_FOUND":
         return HoldNotFound()
+    if err in ("HOLD_ORDERED", "CHANNEL_HOLD"):
+        return BadUserInput(
+            "An order owns this hold."
+            if err == "HOLD_ORDERED"
+            else "A sales channel's hold goes back to its channel.",
+            field="holdId",
+            reason=err,
+        )
+    if err == "NOT_IN_HOLD":
+        seats = reply.get("seats")
+        return BadUserInput(
+            "Not a seat of this hold." if seats else "The hold has fewer units.",
+            field="seatIds" if seats else "quantity",
+            reason=err,
+            seats=seats,
+        )
     if err == "USER_LIMIT":
         return BadUserInput(
             f"At most {reply.get('limit')} tickets per person for this session.",
@@ -247,6 +264,42 @@ class RedisSeatLedger:
         if to is None:
             return None
         return await self._tracked(session_id, reply)
+
+    async def hand_over(
+        self,
+        session_id: str,
+        hold_id: str,
+        *,
+        offers: tuple[HoldRequest, ...],
+        only_held: bool = False,
+        now_ms: int,
+    ) -> list[Hold]:
+        payload = [
+            {
+                "id": o.hold_id,
+                "u": o.user_id,
+                "ttl": o.ttl_ms,
+                "m": o.meta,
+                "seats": list(o.seat_ids),
+                "tier": o.tier_id or "",
+                "n": o.quantity,
+            }
+            for o in offers
+        ]
+        reply = await self._call(
+            "handover",
+            session_id,
+            hold_id,
+            now_ms,
+            "1" if only_held else "0",
+            orjson.dumps(payload).decode(),
+        )
+        holds = [_hold(session_id, {"hold": h, "v": reply["v"]}) for h in reply["holds"] or []]
+        if holds:
+            # LT keeps the earliest expiry and still adds a session that is not tracked yet
+            expiry = min(h.expires_at_ms for h in holds)
+            await self._redis.zadd(ACTIVE_KEY, {session_id: expiry}, lt=True)
+        return holds
 
     async def snapshot(self, session_id: str, *, now_ms: int, seats: bool = True) -> Snapshot:
         reply = await self._call("snapshot", session_id, now_ms, "1" if seats else "0")

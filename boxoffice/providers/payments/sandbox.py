@@ -255,7 +255,17 @@ class SandboxGateway:
         notify_url: str,
         result: SandboxResult,
     ) -> SandboxDelivery:
-        """The payer finished (or failed) paying: record it, then notify the merchant.
+        """The payer finished (or failed) paying: record it, then notify the merchant."""
+        body = self.record(
+            payment_no=payment_no, amount_minor=amount_minor, currency=currency, result=result
+        )
+        return await self.deliver(notify_url, body)
+
+    def record(
+        self, *, payment_no: str, amount_minor: int, currency: str, result: SandboxResult
+    ) -> bytes:
+        """Note the payer's result as the company's own record (what ``query`` and ``refund``
+        then go by) and return the body of the callback that tells the merchant.
 
         A payment completed twice keeps its first ``paid_at``; the sandbox does not stop a
         FAILED notice after a SUCCESS, so tests can exercise the merchant's state machine.
@@ -270,7 +280,7 @@ class SandboxGateway:
             payment.paid_at = payment.paid_at or now
         elif payment.status is not PaymentStatus.PAID:
             payment.status = PaymentStatus.FAILED
-        body = self.callback_body(
+        return self.callback_body(
             payment_no=payment_no,
             result=result,
             amount_minor=amount_minor,
@@ -278,7 +288,6 @@ class SandboxGateway:
             paid_at=payment.paid_at,
             now=now,
         )
-        return await self.deliver(notify_url, body)
 
     async def deliver(self, notify_url: str, body: bytes) -> SandboxDelivery:
         """POST ``body`` to ``notify_url``, signed afresh for each attempt, until it is
