@@ -10,10 +10,8 @@ from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -34,6 +32,7 @@ from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import OperationMetrics
 from boxoffice.schema.scalars import SCALAR_MAP
+from boxoffice.schema.validation_rules import make_rules
 from boxoffice.subscriptions.back_office import BackOfficeSubscription
 from boxoffice.subscriptions.identity import IdentitySubscription
 from boxoffice.subscriptions.inventory import InventorySubscription
@@ -90,7 +89,9 @@ PARSE_CACHE_SIZE = 1024
 
 class BoxofficeSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        map_errors(errors, execution_context)
+        map_errors(
+            errors, execution_context, hide_suggestions=self.config.disable_field_suggestions
+        )
 
 
 def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
@@ -98,8 +99,14 @@ def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
     once so the validation cache keeps hitting across requests."""
     settings = settings or Settings()
     rules: list[Any] = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        *make_rules(
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_aliases,
+            max_field_repeats=settings.max_field_repeats,
+            max_fields=settings.max_fields,
+            max_directives_per_node=settings.max_directives_per_node,
+            max_directives=settings.max_directives,
+        ),
     ]
     if not settings.introspection_enabled:
         rules.append(NoSchemaIntrospectionCustomRule)
