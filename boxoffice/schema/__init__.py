@@ -30,7 +30,7 @@ from boxoffice.resolvers.queue import QueueMutation, QueueQuery
 from boxoffice.resolvers.tickets import TicketsMutation, TicketsQuery
 from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema.errors import map_errors
-from boxoffice.schema.extensions import OperationMetrics
+from boxoffice.schema.extensions import OneOperationPerRequest, OperationMetrics
 from boxoffice.schema.scalars import SCALAR_MAP
 from boxoffice.schema.validation_rules import make_rules
 from boxoffice.subscriptions.back_office import BackOfficeSubscription
@@ -116,6 +116,7 @@ def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
         lambda: ParserCache(maxsize=PARSE_CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=PARSE_CACHE_SIZE),
+        OneOperationPerRequest,
         OperationMetrics,
     ]
     if settings.otel_enabled:

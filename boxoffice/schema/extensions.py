@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from graphql import OperationType
+from graphql import GraphQLError, OperationDefinitionNode, OperationType
 from strawberry.extensions import SchemaExtension
 
 
@@ -37,3 +37,23 @@ class OperationMetrics(SchemaExtension):
         for error in errors:
             code = (error.extensions or {}).get("code", "INTERNAL")
             metrics.graphql_errors.labels(name, str(code)).inc()
+
+
+class OneOperationPerRequest(SchemaExtension):
+    """A document of several operations must name the one to run, as the spec says (strawberry
+    would otherwise quietly run the first one). Placed after the validation cache, so its
+    error replaces the (cached) validation result for that request only."""
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        named = getattr(ctx, "_provided_operation_name", None)
+        document = ctx.graphql_document
+        if named is None and document is not None:
+            operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+            if operations > 1:
+                ctx.pre_execution_errors = [
+                    GraphQLError(
+                        "Must provide operation name if query contains multiple operations."
+                    )
+                ]
+        yield
