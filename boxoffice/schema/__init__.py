@@ -11,7 +11,6 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
-    ParserCache,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -30,7 +29,11 @@ from boxoffice.resolvers.queue import QueueMutation, QueueQuery
 from boxoffice.resolvers.tickets import TicketsMutation, TicketsQuery
 from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
 from boxoffice.schema.errors import map_errors
-from boxoffice.schema.extensions import OneOperationPerRequest, OperationMetrics
+from boxoffice.schema.extensions import (
+    OneOperationPerRequest,
+    OperationMetrics,
+    ReportingParserCache,
+)
 from boxoffice.schema.scalars import SCALAR_MAP
 from boxoffice.schema.validation_rules import make_rules
 from boxoffice.subscriptions.back_office import BackOfficeSubscription
@@ -113,7 +116,7 @@ def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
     max_tokens = settings.max_tokens
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: ParserCache(maxsize=PARSE_CACHE_SIZE),
+        lambda: ReportingParserCache(maxsize=PARSE_CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=PARSE_CACHE_SIZE),
         OneOperationPerRequest,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension
 
 
 class OperationMetrics(SchemaExtension):
@@ -56,4 +57,18 @@ class OneOperationPerRequest(SchemaExtension):
                         "Must provide operation name if query contains multiple operations."
                     )
                 ]
+        yield
+
+
+class ReportingParserCache(ParserCache):
+    """strawberry's ParserCache parses outside strawberry's error handling, so over WebSocket a
+    syntax error (or a query past the token limit) escaped as a crash of the operation task:
+    the client got a bare ``complete`` instead of the protocol's 4400 close. Here a document
+    that does not parse is left to strawberry, which parses it again inside its handling and
+    reports the error on every transport. Valid documents still come from the cache."""
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        with contextlib.suppress(Exception):  # reported by strawberry's own parse just after
+            ctx.graphql_document = self.cached_parse_document(ctx.query, **ctx.parse_options)
         yield

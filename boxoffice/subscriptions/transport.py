@@ -2,7 +2,9 @@
 
 strawberry closes protocol abuse with the protocol's codes (4400 malformed message, 4401
 subscribe before ack, 4403 refused token, 4408 no ``connection_init`` in time, 4409 an id
-already in use, 4429 a second ``connection_init``). This handler adds the limits, answered as
+already in use, 4429 a second ``connection_init``); this handler also closes with 4400 the
+frames strawberry crashed on (JSON that is not an object, a payload that is not one, a query
+that is not a string). It adds the limits, answered as
 an ``error`` message for that operation with ``code: RATE_LIMITED`` (the socket stays open):
 
 - per connection: ``BOXOFFICE_MAX_SUBSCRIPTIONS_PER_CONNECTION`` operations in flight;
@@ -23,7 +25,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message,
+    SubscribeMessage,
+)
 
 from boxoffice.errors import BoxofficeError, RateLimited
 from boxoffice.ids import new_id
@@ -64,7 +69,19 @@ class LimitedTransportWSHandler(BaseGraphQLTransportWSHandler["Context", None]):
             return None  # the operation itself answers UNAUTHENTICATED
         return viewer.user_id
 
+    async def handle_message(self, message: Message) -> None:
+        """Frames that are JSON but not an object crashed strawberry's handler (TypeError):
+        they close with 4400 like any malformed message."""
+        if not isinstance(message, dict):
+            await self.handle_invalid_message("A message must be a JSON object")
+            return
+        await super().handle_message(message)
+
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload = message.get("payload")
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            await self.handle_invalid_message("A subscribe message needs a payload with a query")
+            return
         op_id = message.get("id")
         if (
             not self.connection_acknowledged
