@@ -28,6 +28,7 @@ from boxoffice.services.access_tokens import AccessTokens
 from boxoffice.services.availability_feed import AvailabilityFeeds
 from boxoffice.services.catalog_cache import CatalogCache
 from boxoffice.services.inventory import SoldOutFlags
+from boxoffice.services.live_users import LiveUsers
 from boxoffice.services.orders import OrderDeps
 from boxoffice.services.passwords import PasswordHasher
 from boxoffice.services.payments import PaymentDeps
@@ -59,6 +60,7 @@ class Runtime:
     queue_events: QueueEventCache
     ticket_keys: TicketKeys
     metrics: Metrics = field(default_factory=Metrics)
+    live_users: LiveUsers = field(default_factory=LiveUsers)
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     extras: dict[str, Any] = field(default_factory=dict)
 
