@@ -34,6 +34,7 @@ from boxoffice.models.identity import SandboxMessage
 from boxoffice.runtime import Runtime, open_runtime
 from boxoffice.schema import build_schema
 from boxoffice.schema.context import Context
+from boxoffice.services import operation_limits
 from boxoffice.subscriptions.transport import LimitedTransportWSHandler
 
 log = logging.getLogger("boxoffice.app")
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     one from ``settings`` and closes it on shutdown."""
     settings = settings or (runtime.settings if runtime else Settings())
     settings.secrets  # noqa: B018 - fail at start, not on the first request, without secrets
+    operation_limits.parse_overrides(settings.operation_limits)  # and on a malformed table
     schema = build_schema(settings)
     graphql = GraphQLView(
         schema,

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     ws_init_timeout_seconds: float = Field(default=10.0, gt=0)
     max_subscriptions_per_user: int = Field(default=50, ge=1)  # across connections and processes
 
+    # JSON {"operation": [limit, window_seconds(, "per")]} over operation_limits.DEFAULT_LIMITS
+    operation_limits: str = ""
+
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     argon2_parallelism: int = Field(default=4, ge=1)

@@ -28,6 +28,7 @@ from boxoffice.resolvers.outbox import OutboxMutation, OutboxQuery
 from boxoffice.resolvers.queue import QueueMutation, QueueQuery
 from boxoffice.resolvers.tickets import TicketsMutation, TicketsQuery
 from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
+from boxoffice.schema import rate_limits
 from boxoffice.schema.errors import map_errors
 from boxoffice.schema.extensions import (
     OneOperationPerRequest,
@@ -86,6 +87,9 @@ Subscription = merge_types(
         BackOfficeSubscription,
     ),
 )
+
+rate_limits.attach(Query, is_mutation=False)
+rate_limits.attach(Mutation, is_mutation=True)
 
 PARSE_CACHE_SIZE = 1024
 
