@@ -11,7 +11,9 @@ and abort validation with one error when a limit is passed:
 - ``DirectiveLimit``: at most N directives on one node and M in the whole document;
 - ``FieldRepeatLimit``: one response key (alias or name) at most N times in one selection set,
   counting what fragments and inline fragments bring into it;
-- ``DepthLimit``: root fields are depth 0; a field nested deeper than N is refused;
+- ``DepthLimit``: root fields are depth 0; a field nested deeper than N is refused
+  (introspection fields are not measured, as strawberry's limiter did: in prod they are
+  refused outright, and in dev GraphiQL's introspection query nests deeper than 12);
 - ``AliasLimit``: at most N aliases per operation, fragments expanded;
 - ``FieldCountLimit``: at most N fields per operation, fragments expanded.
 
@@ -73,11 +75,12 @@ class _Measurer:
         for selection in node.selections:
             if isinstance(selection, FieldNode):
                 below = self.selection_set(selection.selection_set)
+                introspection = selection.name.value.startswith("__")
                 total = total.plus(
                     Measure(
                         1 + below.fields,
                         (1 if selection.alias else 0) + below.aliases,
-                        1 + below.depth,
+                        0 if introspection else 1 + below.depth,
                     )
                 )
             elif isinstance(selection, InlineFragmentNode):
