@@ -231,3 +231,42 @@ async def test_completed_operations_give_their_slot_back(live_server: LiveServer
         # then none is left holding a slot
         await asyncio.sleep(0.1)
         assert await rt.backends.slots.count(f"subs:user:{fan.id}") == 0
+
+
+# --- subscriptions are scoped like queries ----------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["embedded"])
+async def test_subscriptions_to_someone_elses_objects_are_refused(
+    live_server: LiveServer, rt: Runtime
+):
+    # given a customer's order in tenant T1, and an organizer of another tenant
+    from boxoffice.models.identity import Role
+    from tests.helpers import make_tenant
+    from tests.order_factories import hold_for, order_for
+
+    sale = await on_sale(rt)
+    buyer, snoop = await make_user(rt, "buyer@example.com"), await make_user(rt, "s@example.com")
+    order = await order_for(
+        rt, buyer, await hold_for(rt, buyer, sale.session, seat_ids=sale.seat_ids[:1])
+    )
+    other = await make_user(rt, "org2@example.com", Role.ORGANIZER, await make_tenant(rt, "Other"))
+    probes = [
+        (snoop, "subscription($o: ID!) { orderUpdates(orderId: $o) { id } }", {"o": order.id}),
+        (
+            other,
+            "subscription($t: ID!) { salesDashboard(tenantId: $t) { period } }",
+            {"t": sale.tenant.id},
+        ),
+    ]
+    for user, query, variables in probes:
+        async with graphql_ws(live_server.ws_url) as ws:
+            await ws.init({"Authorization": f"Bearer {await token_for(rt, user)}"})
+            op = await ws.subscribe(query, variables)
+            # then the subscription ends with NOT_FOUND and sends nothing of the object
+            message = await ws.receive()
+            assert message["id"] == op and message["type"] in ("error", "next"), message
+            errors = (
+                message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+            )
+            assert errors[0]["extensions"]["code"] == "NOT_FOUND", errors
