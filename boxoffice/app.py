@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -19,6 +20,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -32,11 +35,17 @@ from boxoffice.models.identity import SandboxMessage
 from boxoffice.runtime import Runtime, open_runtime
 from boxoffice.schema import build_schema
 from boxoffice.schema.context import Context
+from boxoffice.services import operation_limits
+from boxoffice.subscriptions.transport import LimitedTransportWSHandler
 
 log = logging.getLogger("boxoffice.app")
 
+JSON_CONTENT_TYPE = "application/json"
+
 
 class GraphQLView(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = LimitedTransportWSHandler
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return Context(request.app.state.runtime, request, response)
 
@@ -50,6 +59,18 @@ class GraphQLView(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """POST bodies must be ``application/json``: the types a browser may send cross-site
+        without a preflight (form-urlencoded, multipart, text/plain) are refused with 415, so
+        a foreign page cannot post an operation (CSRF)."""
+        if request.method == "POST":
+            essence, _params = parse_content_type(request.content_type or "")
+            if essence.strip().lower() != JSON_CONTENT_TYPE:
+                raise HTTPException(415, "Send operations as application/json.")
+        return await super().parse_http_body(request)
 
 
 async def healthz(_request: Request) -> Response:
@@ -102,6 +123,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     one from ``settings`` and closes it on shutdown."""
     settings = settings or (runtime.settings if runtime else Settings())
     settings.secrets  # noqa: B018 - fail at start, not on the first request, without secrets
+    operation_limits.parse_overrides(settings.operation_limits)  # and on a malformed table
     schema = build_schema(settings)
     graphql = GraphQLView(
         schema,

@@ -87,10 +87,18 @@ class Settings(BaseSettings):
 
     max_query_depth: int = Field(default=12, ge=3)
     max_aliases: int = Field(default=30, ge=1)
+    max_field_repeats: int = Field(default=10, ge=1)  # one response key in one selection set
+    max_fields: int = Field(default=1000, ge=10)  # per operation, fragments expanded
+    max_directives_per_node: int = Field(default=4, ge=1)
+    max_directives: int = Field(default=50, ge=1)  # per document
     max_tokens: int = Field(default=3000, ge=100)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     ws_init_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_subscriptions_per_user: int = Field(default=50, ge=1)  # across connections and processes
+
+    # JSON {"operation": [limit, window_seconds(, "per")]} over operation_limits.DEFAULT_LIMITS
+    operation_limits: str = ""
 
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)

@@ -13,8 +13,9 @@ the CPU of ``{ __typename }``, measured with pyinstrument; see ``bench/RESULTS.m
 - errors go through :func:`boxoffice.schema.errors.map_errors` (the contract's codes), metrics
   are recorded per operation name, and the body is written with orjson.
 
-Transport errors (bad JSON, no query, batching, a mutation over GET, a subscription over HTTP)
-answer 400/405 with a GraphQL-shaped ``BAD_USER_INPUT`` error; operation errors answer 200.
+Transport errors (not ``application/json``: 415, against cross-site forms; bad JSON, no query,
+batching, several operations and none named, a mutation over GET, a subscription over HTTP:
+400/405) answer a GraphQL-shaped ``BAD_USER_INPUT`` error; operation errors answer 200.
 """
 
 from __future__ import annotations
@@ -77,19 +78,8 @@ class DocumentCache:
     """Parse + validate once per distinct query text (LRU, ``maxsize`` documents)."""
 
     def __init__(self, schema: BoxofficeSchema, settings: Settings, maxsize: int = 1024) -> None:
-        from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
-
         self.graphql_schema: GraphQLSchema = schema._schema
-        rules: list[Any] = [
-            *specified_rules,
-            *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-            *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-        ]
-        if not settings.introspection_enabled:
-            from graphql.validation import NoSchemaIntrospectionCustomRule
-
-            rules.append(NoSchemaIntrospectionCustomRule)
-        self.rules = tuple(rules)
+        self.rules = (*specified_rules, *schema.validation_rules)
         self.max_tokens = settings.max_tokens
         self.hide_suggestions = settings.is_prod
         self.maxsize = maxsize
@@ -110,12 +100,12 @@ class DocumentCache:
         try:
             document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as error:
-            return Prepared(None, {}, _formatted([error]))
+            return Prepared(None, {}, _formatted([error], hide_suggestions=self.hide_suggestions))
         errors = validate(
             self.graphql_schema, document, self.rules, hide_suggestions=self.hide_suggestions
         )
         if errors:
-            return Prepared(None, {}, _formatted(errors))
+            return Prepared(None, {}, _formatted(errors, hide_suggestions=self.hide_suggestions))
         operations = {
             (node.name.value if node.name else None): node
             for node in document.definitions
@@ -126,9 +116,9 @@ class DocumentCache:
         )
 
 
-def _formatted(errors: list[GraphQLError]) -> list[dict[str, Any]]:
+def _formatted(errors: list[GraphQLError], *, hide_suggestions: bool) -> list[dict[str, Any]]:
     """The contract's shape of ``errors`` (codes mapped), as plain dicts."""
-    map_errors(errors)
+    map_errors(errors, hide_suggestions=hide_suggestions)
     return [dict(error.formatted) for error in errors]
 
 
@@ -151,6 +141,11 @@ class GraphQLHTTP:
             return
         method = scope["method"]
         if method == "POST":
+            if not _is_json(scope):
+                # what a browser may post cross-site without a preflight (forms, text/plain)
+                # never runs: no cross-site request forgery
+                await _refuse(send, 415, "Send operations as application/json.")
+                return
             body = await _read_body(receive)
             try:
                 payload = orjson.loads(body)
@@ -210,7 +205,12 @@ class GraphQLHTTP:
             return
         operation = prepared.operation(operation_name)
         if operation is None:
-            await _refuse(send, 400, "Can't get GraphQL operation type: name the operation.")
+            message = (
+                f"Unknown operation named '{operation_name}'."
+                if operation_name
+                else "Must provide operation name if query contains multiple operations."
+            )
+            await _refuse(send, 400, message)
             return
         kind = operation.operation
         if kind is OperationType.SUBSCRIPTION:
@@ -247,7 +247,7 @@ class GraphQLHTTP:
         metrics.graphql_requests.labels(label, kind.value).inc()
         metrics.graphql_latency.labels(label).observe(time.perf_counter() - started)
         if executed.errors:
-            formatted = _formatted(executed.errors)
+            formatted = _formatted(executed.errors, hide_suggestions=self.hide_suggestions)
             for error in formatted:
                 code = (error.get("extensions") or {}).get("code", "INTERNAL")
                 metrics.graphql_errors.labels(label, str(code)).inc()
@@ -297,6 +297,14 @@ def _query_params(scope: Scope) -> dict[str, Any]:
 
     raw = scope.get("query_string", b"").decode("latin-1")
     return dict(parse_qsl(raw, keep_blank_values=True))
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            essence = value.split(b";", 1)[0].strip().lower()
+            return essence == b"application/json"
+    return False
 
 
 def _has_authorization(scope: Scope) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -25,12 +26,15 @@ from boxoffice.services import (  # noqa: F401 - these install their hooks at im
     coupon_redemption,
     event_refunds,
     inventory,
+    operation_limits,
     waitlist_offers,
 )
 from boxoffice.services.access_tokens import AccessTokens
 from boxoffice.services.availability_feed import AvailabilityFeeds
 from boxoffice.services.catalog_cache import CatalogCache
 from boxoffice.services.inventory import SoldOutFlags
+from boxoffice.services.live_users import LiveUsers
+from boxoffice.services.operation_limits import DEFAULT_LIMITS, OperationLimit
 from boxoffice.services.orders import OrderDeps
 from boxoffice.services.passwords import PasswordHasher
 from boxoffice.services.payments import PaymentDeps
@@ -64,8 +68,17 @@ class Runtime:
     ticket_keys: TicketKeys
     responses: ResponseCache
     metrics: Metrics = field(default_factory=Metrics)
+    live_users: LiveUsers = field(default_factory=LiveUsers)
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def operation_limits(self) -> dict[str, OperationLimit]:
+        """``operation_limits.DEFAULT_LIMITS`` with ``BOXOFFICE_OPERATION_LIMITS`` over it."""
+        return {
+            **DEFAULT_LIMITS,
+            **operation_limits.parse_overrides(self.settings.operation_limits),
+        }
 
     @property
     def order_deps(self) -> OrderDeps:

@@ -160,3 +160,36 @@ async def test_a_latest_only_subscriber_that_fell_behind_gets_the_newest(backend
         assert await asyncio.wait_for(newest.__anext__(), 5) == "4"
         await broker.publish("state", "5")
         assert await asyncio.wait_for(newest.__anext__(), 5) == "5"
+
+
+async def test_slots_admit_at_most_the_limit_under_concurrency(backends: Backends):
+    # given a key with room for 5 holders
+    slots = backends.slots
+    # when 40 holders race for it
+    taken = await asyncio.gather(
+        *(slots.acquire("user:1", f"h{i}", limit=5, lease_seconds=30) for i in range(40))
+    )
+    # then exactly 5 got one, and a holder asking again keeps its own
+    assert sum(taken) == 5
+    winner = f"h{taken.index(True)}"
+    assert await slots.acquire("user:1", winner, limit=5, lease_seconds=30)
+    assert await slots.count("user:1") == 5
+    # and a release makes room for one more
+    await slots.release("user:1", winner)
+    assert await slots.acquire("user:1", "late", limit=5, lease_seconds=30)
+    assert not await slots.acquire("user:1", "later", limit=5, lease_seconds=30)
+
+
+async def test_slots_of_a_vanished_holder_lapse_unless_renewed(backends: Backends):
+    # given two holders on short leases
+    slots = backends.slots
+    assert await slots.acquire("user:2", "kept", limit=2, lease_seconds=0.4)
+    assert await slots.acquire("user:2", "gone", limit=2, lease_seconds=0.4)
+    # when only one renews before the leases end
+    await asyncio.sleep(0.25)
+    await slots.renew("user:2", ["kept", "never-held"], lease_seconds=5)
+    await asyncio.sleep(0.3)
+    # then the other's slot is free again, and renewing never adds a holder
+    assert await slots.count("user:2") == 1
+    assert await slots.acquire("user:2", "new", limit=2, lease_seconds=5)
+    assert not await slots.acquire("user:2", "another", limit=2, lease_seconds=5)

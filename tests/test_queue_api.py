@@ -342,6 +342,7 @@ async def test_create_hold_refuses_every_bad_queue_token(client: httpx.AsyncClie
     assert await available(client, sale.session.id) == before - 1
 
 
+@pytest.mark.settings(operation_limits='{"createHold": [100, 60]}')  # not the hold rate limit
 async def test_one_token_used_at_once_by_many_requests_holds_once(
     client: httpx.AsyncClient, rt: Runtime
 ):

@@ -13,6 +13,7 @@ from boxoffice.backends.leases import Leases
 from boxoffice.backends.rate_limits import RateLimiter
 from boxoffice.backends.redis_client import connect
 from boxoffice.backends.seat_ledger import SeatLedger
+from boxoffice.backends.slots import Slots
 from boxoffice.backends.waiting_room import WaitingRoom
 
 
@@ -24,6 +25,7 @@ class Backends:
     leases: Leases
     ledger: SeatLedger
     waiting_room: WaitingRoom
+    slots: Slots
     redis: Redis | None = None
 
     @property
@@ -49,6 +51,7 @@ async def open_backends(redis_url: str | None) -> Backends:
         from boxoffice.backends.leases.redis import RedisLeases
         from boxoffice.backends.rate_limits.redis import RedisRateLimiter
         from boxoffice.backends.seat_ledger.redis import RedisSeatLedger
+        from boxoffice.backends.slots.redis import RedisSlots
         from boxoffice.backends.waiting_room.redis import RedisWaitingRoom
 
         redis = connect(redis_url)
@@ -61,12 +64,14 @@ async def open_backends(redis_url: str | None) -> Backends:
             leases=RedisLeases(redis),
             ledger=RedisSeatLedger(redis),
             waiting_room=RedisWaitingRoom(redis),
+            slots=RedisSlots(redis),
             redis=redis,
         )
     from boxoffice.backends.codes.memory import MemoryCodeStore
     from boxoffice.backends.leases.memory import MemoryLeases
     from boxoffice.backends.rate_limits.memory import MemoryRateLimiter
     from boxoffice.backends.seat_ledger.memory import MemorySeatLedger
+    from boxoffice.backends.slots.memory import MemorySlots
     from boxoffice.backends.waiting_room.memory import MemoryWaitingRoom
 
     broker = Broker("memory://")
@@ -78,4 +83,5 @@ async def open_backends(redis_url: str | None) -> Backends:
         leases=MemoryLeases(),
         ledger=MemorySeatLedger(broker),
         waiting_room=MemoryWaitingRoom(),
+        slots=MemorySlots(),
     )

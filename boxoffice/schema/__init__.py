@@ -11,10 +11,7 @@ from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -35,11 +32,16 @@ from boxoffice.resolvers.refunds import RefundsMutation, RefundsQuery
 from boxoffice.resolvers.tickets import TicketsMutation, TicketsQuery
 from boxoffice.resolvers.waitlist import WaitlistMutation, WaitlistQuery
 from boxoffice.resolvers.webhooks import WebhookMutation, WebhookQuery
-from boxoffice.schema import fast_inputs
+from boxoffice.schema import fast_inputs, rate_limits
 from boxoffice.schema.errors import map_errors
-from boxoffice.schema.extensions import OperationMetrics
+from boxoffice.schema.extensions import (
+    OneOperationPerRequest,
+    OperationMetrics,
+    ReportingParserCache,
+)
 from boxoffice.schema.fast_events import EventExecutionContext
 from boxoffice.schema.scalars import SCALAR_MAP
+from boxoffice.schema.validation_rules import make_rules
 from boxoffice.subscriptions.back_office import BackOfficeSubscription
 from boxoffice.subscriptions.identity import IdentitySubscription
 from boxoffice.subscriptions.inventory import InventorySubscription
@@ -95,6 +97,9 @@ Subscription = merge_types(
     ),
 )
 
+rate_limits.attach(Query, is_mutation=False)
+rate_limits.attach(Mutation, is_mutation=True)
+
 PARSE_CACHE_SIZE = 1024
 
 
@@ -108,8 +113,14 @@ class CachedNameConverter(NameConverter):
 
 
 class BoxofficeSchema(strawberry.Schema):
+    # the rules added to graphql-core's own (limits, introspection in prod); graphql_http
+    # validates with the same ones
+    validation_rules: tuple[Any, ...] = ()
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        map_errors(errors, execution_context)
+        map_errors(
+            errors, execution_context, hide_suggestions=self.config.disable_field_suggestions
+        )
 
 
 def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
@@ -117,17 +128,24 @@ def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
     once so the validation cache keeps hitting across requests."""
     settings = settings or Settings()
     rules: list[Any] = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        *make_rules(
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_aliases,
+            max_field_repeats=settings.max_field_repeats,
+            max_fields=settings.max_fields,
+            max_directives_per_node=settings.max_directives_per_node,
+            max_directives=settings.max_directives,
+        ),
     ]
     if not settings.introspection_enabled:
         rules.append(NoSchemaIntrospectionCustomRule)
     max_tokens = settings.max_tokens
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: ParserCache(maxsize=PARSE_CACHE_SIZE),
+        lambda: ReportingParserCache(maxsize=PARSE_CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=PARSE_CACHE_SIZE),
+        OneOperationPerRequest,
         OperationMetrics,
     ]
     if settings.otel_enabled:
@@ -146,5 +164,6 @@ def build_schema(settings: Settings | None = None) -> BoxofficeSchema:
             name_converter=CachedNameConverter(),
         ),
     )
+    schema.validation_rules = tuple(rules)
     fast_inputs.install(schema)
     return schema

@@ -81,6 +81,7 @@ class Context:
                 return self._viewer
             claims = self.rt.auth.tokens.decode(token)
             await revocation.check(self.rt.backends.codes, claims)
+            await self.rt.live_users.require(self.rt.db, claims.user_id)
         except BoxofficeError as exc:
             if not self.is_websocket:
                 self._viewer_error = exc

@@ -17,6 +17,7 @@ from boxoffice.errors import BadUserInput, BoxofficeError, InternalError
 log = logging.getLogger("boxoffice.graphql")
 
 _INTERNAL = InternalError()
+_SUGGESTION = "Did you mean"
 _BAD_INPUT_EXTENSIONS = {"code": BadUserInput.code, "status": BadUserInput.status}
 
 
@@ -43,6 +44,18 @@ def map_error(error: GraphQLError) -> None:
     error.__cause__ = None
 
 
-def map_errors(errors: list[GraphQLError], _execution_context: Any = None) -> None:
+def strip_suggestions(error: GraphQLError) -> None:
+    """Drop graphql-core's "Did you mean ...?" hints (fields, arguments, enum values, input
+    fields, types), which let a client rebuild a schema whose introspection is off."""
+    head, found, _hint = error.message.partition(_SUGGESTION)
+    if found:
+        error.message = head.rstrip()
+
+
+def map_errors(
+    errors: list[GraphQLError], _execution_context: Any = None, *, hide_suggestions: bool = False
+) -> None:
     for error in errors:
         map_error(error)
+        if hide_suggestions:
+            strip_suggestions(error)
