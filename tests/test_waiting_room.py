@@ -294,12 +294,20 @@ async def test_positions_stream_down_to_admission(rt: Runtime):
     await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readiness.values())), 10)
     # when the sale opens and the ticker admits 7 per tick
     ticker = ticker_for(rt, rate=7, opens_at=time.time() - 1)
+    ticks: list[float] = []
     for _ in range(20):
+        before = time.time()
         await ticker.tick()
+        ticks.append(before)
         await asyncio.sleep(0.02)
         if all(t.done() for t in tasks):
             break
     await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    # then every ticket says when the line was as it says: a tick's time after the first
+    for stream in streams.values():
+        assert stream[0].as_of > 0
+        for ticket in stream[1:]:
+            assert any(abs(ticket.as_of - at) < 0.02 for at in ticks), (ticket, ticks)
     # then each stream starts without a place, only ever goes down, and ends ADMITTED with a token
     for user, stream in streams.items():
         assert stream[0].position is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import strawberry
 
@@ -40,6 +40,10 @@ class QueueTicket:
     expires_at: datetime | None = strawberry.field(
         description="ADMITTED: when `queueToken` expires. EXPIRED: when the admission ended."
     )
+    as_of: datetime | None = strawberry.field(
+        description="When the line was as this ticket says (server clock): the admission tick "
+        "it reflects, or the read it came from. Shows clients how fresh a position is."
+    )
 
     @classmethod
     def from_ticket(cls, ticket: Ticket) -> QueueTicket:
@@ -51,6 +55,7 @@ class QueueTicket:
             estimated_wait_seconds=ticket.estimated_wait_seconds,
             queue_token=ticket.queue_token,
             expires_at=ticket.expires_at,
+            as_of=datetime.fromtimestamp(ticket.as_of, UTC) if ticket.as_of else None,
         )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -60,6 +60,9 @@ class QueueTicket:
     estimated_wait_seconds: int | None
     queue_token: str | None = None
     expires_at: datetime | None = None
+    # when the line was as this ticket says (epoch seconds): the admission tick it reflects,
+    # or the read it came from; 0 when unknown
+    as_of: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +110,11 @@ def estimated_wait_seconds(ahead: int, admit_per_second: int) -> int:
     return math.ceil(ahead / max(1, admit_per_second))
 
 
-def waiting_ticket(event_id: str, position: int | None, admit_per_second: int) -> QueueTicket:
+def waiting_ticket(
+    event_id: str, position: int | None, admit_per_second: int, *, as_of: float = 0.0
+) -> QueueTicket:
     if position is None:
-        return QueueTicket(event_id, EntryStatus.WAITING, None, None, None)
+        return QueueTicket(event_id, EntryStatus.WAITING, None, None, None, as_of=as_of)
     ahead = max(0, position - 1)
     return QueueTicket(
         event_id,
@@ -117,6 +122,7 @@ def waiting_ticket(event_id: str, position: int | None, admit_per_second: int) -
         position,
         ahead,
         estimated_wait_seconds(ahead, admit_per_second),
+        as_of=as_of,
     )
 
 
@@ -134,7 +140,7 @@ def ticket_for(
     if entry.status is EntryStatus.WAITING:
         if entry.state is QueueState.CLOSED:
             raise SoldOut("Sold out: the waiting room is closed.")
-        return waiting_ticket(entry.event_id, entry.position, admit_per_second)
+        return waiting_ticket(entry.event_id, entry.position, admit_per_second, as_of=now)
     if (
         entry.status is EntryStatus.ADMITTED
         and entry.admitted_until is not None
@@ -151,9 +157,12 @@ def ticket_for(
             0,
             queue_token=issued.token,
             expires_at=issued.expires_at,
+            as_of=now,
         )
     expired_at = datetime.fromtimestamp(entry.admitted_until, UTC) if entry.admitted_until else None
-    return QueueTicket(entry.event_id, EntryStatus.EXPIRED, None, None, None, None, expired_at)
+    return QueueTicket(
+        entry.event_id, EntryStatus.EXPIRED, None, None, None, None, expired_at, as_of=now
+    )
 
 
 async def _limit(rate_limiter: RateLimiter, rule: tuple[str, int, float], key: str) -> int:
@@ -258,8 +267,10 @@ async def watch_position(
         seq, watermark, last = entry.seq, entry.watermark, ticket.position
         async for raw in messages:
             reread = raw == RESYNC
+            as_of = clock()
             if not reread:
                 tick = QueueBroadcast.from_json(raw)
+                as_of = tick.at
                 if tick.state is QueueState.CLOSED:
                     raise SoldOut("Sold out: the waiting room is closed.")
                 watermark = max(watermark, tick.watermark)
@@ -272,9 +283,10 @@ async def watch_position(
                     raise NotFound("You are not in this event's queue.")
                 seq, watermark = entry.seq, max(watermark, entry.watermark)
                 if entry.status is not EntryStatus.WAITING:
-                    yield ticket_for(
+                    final = ticket_for(
                         entry, tokens=tokens, admit_per_second=admit_per_second, now=clock()
                     )
+                    yield replace(final, as_of=as_of)  # as of the tick that admitted it
                     return
                 if entry.state is QueueState.CLOSED:
                     raise SoldOut("Sold out: the waiting room is closed.")
@@ -283,4 +295,4 @@ async def watch_position(
             position = max(1, seq - watermark)
             if last is None or position < last:
                 last = position
-                yield waiting_ticket(event_id, position, admit_per_second)
+                yield waiting_ticket(event_id, position, admit_per_second, as_of=as_of)
