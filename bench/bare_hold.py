@@ -1,5 +1,6 @@
 """The bare baseline for holds: a Starlette endpoint that reads the same request body and runs
-the same seat-ledger Lua script as ``createHold`` (no GraphQL, no auth, no rules)."""
+the same seat-ledger Lua script as ``createHold`` through plain redis-py (no GraphQL, no auth,
+no rules, none of boxoffice's own Redis client)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from boxoffice.backends.redis_client import connect
-from boxoffice.backends.seat_ledger import HoldRequest
-from boxoffice.backends.seat_ledger.redis import RedisSeatLedger
+from boxoffice.backends.seat_ledger.redis import _source, prefix
 from boxoffice.ids import new_id
 
 STATE: dict[str, object] = {}
@@ -25,7 +25,8 @@ STATE: dict[str, object] = {}
 @asynccontextmanager
 async def lifespan(_app: Starlette) -> AsyncIterator[None]:
     redis = connect(os.environ["BOXOFFICE_REDIS_URL"])
-    STATE["ledger"] = RedisSeatLedger(redis)
+    # the ledger's own hold script, called through plain redis-py (what a bare service would do)
+    STATE["hold"] = redis.register_script(_source("prelude") + "\n" + _source("hold"))
     yield
     await redis.aclose()
 
@@ -33,26 +34,34 @@ async def lifespan(_app: Starlette) -> AsyncIterator[None]:
 async def hold(request: Request) -> Response:
     body = orjson.loads(await request.body())
     wanted = body["variables"]["i"]
-    ledger: RedisSeatLedger = STATE["ledger"]  # type: ignore[assignment]
-    held = await ledger.hold(
-        wanted["sessionId"],
-        HoldRequest(
-            hold_id=new_id(),
-            user_id="bench",
-            ttl_ms=120_000,
-            tier_id=wanted["tierId"],
-            quantity=wanted["quantity"],
-            meta="{}",
-        ),
-        now_ms=int(time.time() * 1000),
+    session_id = wanted["sessionId"]
+    hold_id = new_id()
+    raw = await STATE["hold"](  # type: ignore[operator]
+        keys=[prefix(session_id)],
+        args=[
+            hold_id,
+            "bench",
+            int(time.time() * 1000),
+            120_000,
+            -1,
+            "",
+            "{}",
+            "tier",
+            "0",
+            wanted["tierId"],
+            wanted["quantity"],
+        ],
     )
+    reply = orjson.loads(raw)
+    if "err" in reply:
+        return Response(orjson.dumps({"errors": [{"message": reply["err"]}]}))
     return Response(
         orjson.dumps(
             {
                 "data": {
                     "createHold": {
-                        "token": f"{wanted['sessionId']}.{held.hold_id}",
-                        "expiresAt": held.expires_at_ms,
+                        "token": f"{session_id}.{hold_id}",
+                        "expiresAt": reply["hold"]["e"],
                     }
                 }
             }

@@ -33,6 +33,10 @@ ADMIN_URL = os.environ.get(
     "BOXOFFICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 OPERATOR = Viewer(user_id="bench-operator", roles=frozenset({Role.OPERATOR}))
+BENCH_OPERATION_LIMITS = (
+    '{"*": [10000000, 60], "createHold": [10000000, 60], "createOrder": [10000000, 60], '
+    '"startPayment": [10000000, 60]}'
+)
 
 
 @contextlib.contextmanager
@@ -94,6 +98,9 @@ def bench_env(database_url: str, redis_url: str | None, data_dir: str) -> dict[s
         "BOXOFFICE_ARGON2_MEMORY_KIB": "1024",
         "BOXOFFICE_ARGON2_TIME_COST": "1",
         "BOXOFFICE_LOG_LEVEL": "WARNING",
+        # a benchmark drives thousands of operations through a few users; real users keep
+        # the per-user limits of services/operation_limits.py
+        "BOXOFFICE_OPERATION_LIMITS": BENCH_OPERATION_LIMITS,
     }
     if redis_url:
         env["BOXOFFICE_REDIS_URL"] = redis_url

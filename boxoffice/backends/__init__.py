@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from boxoffice.backends.broker import Broker
 from boxoffice.backends.codes import CodeStore
+from boxoffice.backends.fast_redis import FastRedis
 from boxoffice.backends.leases import Leases
 from boxoffice.backends.rate_limits import RateLimiter
 from boxoffice.backends.redis_client import connect
@@ -27,6 +28,7 @@ class Backends:
     waiting_room: WaitingRoom
     slots: Slots
     redis: Redis | None = None
+    fast: FastRedis | None = None  # the hot-path client (scripts, MGET) on the same Redis
 
     @property
     def kind(self) -> str:
@@ -41,6 +43,8 @@ class Backends:
 
     async def close(self) -> None:
         await self.broker.disconnect()
+        if self.fast is not None:
+            await self.fast.aclose()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -55,17 +59,19 @@ async def open_backends(redis_url: str | None) -> Backends:
         from boxoffice.backends.waiting_room.redis import RedisWaitingRoom
 
         redis = connect(redis_url)
+        fast = FastRedis(redis_url)
         broker = Broker(redis_url)
         await broker.connect()
         return Backends(
             broker=broker,
-            rate_limiter=RedisRateLimiter(redis),
-            codes=RedisCodeStore(redis),
+            rate_limiter=RedisRateLimiter(redis, fast=fast),
+            codes=RedisCodeStore(redis, fast=fast),
             leases=RedisLeases(redis),
-            ledger=RedisSeatLedger(redis),
+            ledger=RedisSeatLedger(redis, fast=fast),
             waiting_room=RedisWaitingRoom(redis),
             slots=RedisSlots(redis),
             redis=redis,
+            fast=fast,
         )
     from boxoffice.backends.codes.memory import MemoryCodeStore
     from boxoffice.backends.leases.memory import MemoryLeases

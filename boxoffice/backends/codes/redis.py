@@ -4,6 +4,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from boxoffice.backends.fast_redis import FastRedis
 from boxoffice.backends.redis_client import text as _text
 
 # KEYS[1] counter; ARGV[1] ttl ms. INCR that starts the expiry on the first increment.
@@ -19,8 +20,11 @@ def _ms(seconds: float) -> int:
 
 
 class RedisCodeStore:
-    def __init__(self, redis: Redis, prefix: str = "bo:kv:") -> None:
+    def __init__(
+        self, redis: Redis, prefix: str = "bo:kv:", *, fast: FastRedis | None = None
+    ) -> None:
         self._redis = redis
+        self._fast = fast  # get_many checks revocation markers on every signed-in request
         self._prefix = prefix
         self._incr: Any = redis.register_script(_INCR)
 
@@ -37,7 +41,8 @@ class RedisCodeStore:
     async def get_many(self, keys: list[str]) -> list[str | None]:
         if not keys:
             return []
-        values = await self._redis.mget([self._prefix + key for key in keys])
+        wanted = [self._prefix + key for key in keys]
+        values = await (self._fast.mget(wanted) if self._fast else self._redis.mget(wanted))
         return [_text(v) for v in values]
 
     async def take(self, key: str) -> str | None:

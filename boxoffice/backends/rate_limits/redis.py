@@ -4,6 +4,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from boxoffice.backends.fast_redis import FastRedis
 from boxoffice.backends.rate_limits import RateDecision
 
 # KEYS[1] counter; ARGV[1] window in ms. Increments and starts the window on the first hit;
@@ -18,10 +19,12 @@ return {count, ttl}
 
 
 class RedisRateLimiter:
-    def __init__(self, redis: Redis, prefix: str = "bo:rl:") -> None:
+    def __init__(
+        self, redis: Redis, prefix: str = "bo:rl:", *, fast: FastRedis | None = None
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._hit: Any = redis.register_script(_HIT)
+        self._hit: Any = (fast or redis).register_script(_HIT)
 
     async def hit(self, key: str, *, limit: int, window_seconds: float) -> RateDecision:
         count, ttl_ms = await self._hit(

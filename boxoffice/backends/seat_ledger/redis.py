@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from boxoffice.backends.fast_redis import FastRedis
 from boxoffice.backends.redis_client import text
 from boxoffice.backends.seat_ledger import (
     Hold,
@@ -126,11 +127,12 @@ def _hold(session_id: str, reply: dict[str, Any]) -> Hold:
 
 
 class RedisSeatLedger:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, fast: FastRedis | None = None) -> None:
         self._redis = redis
         prelude = _source("prelude")
+        scripts = fast or redis  # every ledger operation is one script call: the hot path
         self._scripts: dict[str, Any] = {
-            name: redis.register_script(prelude + "\n" + _source(name)) for name in SCRIPTS
+            name: scripts.register_script(prelude + "\n" + _source(name)) for name in SCRIPTS
         }
 
     async def _call(self, name: str, session_id: str, *args: Any) -> dict[str, Any]:
