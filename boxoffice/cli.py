@@ -61,6 +61,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
         proxy_headers=True,
         ws_max_size=256 * 1024,
+        ws_per_message_deflate=settings.ws_compression,
         lifespan="on",
     )
     return 0

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     ws_init_timeout_seconds: float = Field(default=10.0, gt=0)
+    # permessage-deflate: smaller big seat-map snapshots, but CPU on every message to every
+    # subscriber (a tenth of a queue update's cost under py-spy); off unless asked for
+    ws_compression: bool = False
     max_subscriptions_per_user: int = Field(default=50, ge=1)  # across connections and processes
 
     # JSON {"operation": [limit, window_seconds(, "per")]} over operation_limits.DEFAULT_LIMITS
