@@ -427,9 +427,14 @@ async def _end_unpaid(
 ) -> Order | None:
     """Move an unpaid order to CANCELLED or EXPIRED and give back everything it held. The
     status change is conditional (``WHERE status = PENDING_PAYMENT``), so a payment arriving
-    at the same moment wins or loses cleanly. Returns None if the order was not unpaid."""
+    at the same moment wins or loses cleanly. Returns None if the order was not unpaid.
+
+    The transaction runs again after a deadlock (it locks the order, then its tiers and its
+    coupon, while a reviving payment takes them in another order): it changes nothing outside
+    the database and its conditional update makes a second run a no-op if the first won."""
     now = utcnow()
-    async with deps.db.write() as session:
+
+    async def end(session: AsyncSession) -> Order | None:
         conditions = [col(Order.id) == order_id, col(Order.status) == OrderStatus.PENDING_PAYMENT]
         if only_if_due:
             conditions.append(col(Order.expires_at) <= now)
@@ -466,6 +471,11 @@ async def _end_unpaid(
             tenant_id=order.tenant_id,
             payload={"resource": order_resource(order, items), "userId": order.user_id},
         )
+        return order
+
+    order = await deps.db.write_retrying(end, what=f"end order {order_id}")
+    if order is None:
+        return None
     await deps.ledger.release(order.session_id, order.hold_id, now_ms=ms(now))
     await publish_order(deps.broker, order)
     return order
@@ -474,7 +484,8 @@ async def _end_unpaid(
 # Features that attach something to an unpaid order (coupons) register how to give it back
 # (``async hook(session, order)``, in the transaction that ends the order) and how to take it
 # again when a late payment revives the order (``async hook(session, order) -> bool``; False
-# means it is gone and the order cannot be revived).
+# means it is gone and the order cannot be revived). Hooks change only the database: their
+# transaction may run again after a deadlock.
 RELEASE_HOOKS: list[Any] = []
 REVIVE_HOOKS: list[Any] = []
 
