@@ -141,7 +141,7 @@ async def open_runtime(
             db=db, ledger=backends.ledger, rules_cache=session_rules, session_id=session_id
         )
 
-    feeds = AvailabilityFeeds(backends.broker, load_snapshot)
+    feeds = AvailabilityFeeds(backends.broker, load_snapshot, is_loaded=backends.ledger.is_loaded)
 
     async def reshape(session_ids: set[str]) -> None:
         """A session's tiers or seats changed: rebuild its ledger (if it has one) from the
