@@ -18,11 +18,12 @@ from redis.asyncio import Redis
 from sqlmodel import col, select
 
 from boxoffice.app import create_app
-from boxoffice.models.identity import User
+from boxoffice.backends.codes.memory import MemoryCodeStore
+from boxoffice.models.identity import Role, User
 from boxoffice.models.orders import Order, OrderItem
 from boxoffice.runtime import Runtime, open_runtime
 from tests.conftest import LiveServer, _clean_database, running, settings_for
-from tests.helpers import gql, make_user, token_for
+from tests.helpers import gql, login, make_user, token_for
 from tests.order_factories import OnSale, hold_for, on_sale, order_for, pay
 from tests.processes import serving
 from tests.services import PostgresDatabase, RedisServer
@@ -30,6 +31,7 @@ from tests.ws import GraphQLWebSocket, graphql_ws
 
 HOLD = "mutation($i: CreateHoldInput!) { createHold(input: $i) { token seats { id } } }"
 ORDER = "mutation($i: CreateOrderInput!) { createOrder(input: $i) { id status } }"
+ME = "query { me { email } }"
 SEATS = """subscription($s: ID!) { seatAvailability(sessionId: $s) {
   version snapshot seats { id status } } }"""
 
@@ -261,3 +263,40 @@ async def test_a_redis_restart_under_two_server_processes(
         assert sorted(await live_seats(rt, sale.session.id)) == sorted([s0, s1])
     finally:
         await rt.close()
+
+
+async def lose_short_lived_state(rt: Runtime) -> None:
+    """Redis flushed; in the embedded configuration, the process restarted (its in-memory
+    store starts empty)."""
+    if rt.backends.redis is not None:
+        await rt.backends.redis.flushall()
+    else:
+        rt.backends.codes = MemoryCodeStore()
+
+
+async def test_revoked_sign_ins_stay_revoked_when_the_store_forgets(
+    client: httpx.AsyncClient, rt: Runtime
+):
+    # given a frozen customer and one who logged out, both with unexpired access tokens
+    frozen = await make_user(rt, "frozen@example.com")
+    await make_user(rt, "gone@example.com")
+    await make_user(rt, "kept@example.com")
+    operator = await make_user(rt, "op@example.com", Role.OPERATOR)
+    cold = await login(client, "frozen@example.com")
+    left = await login(client, "gone@example.com")
+    kept = await login(client, "kept@example.com")
+    await gql(
+        client,
+        "mutation($u: ID!) { freezeUser(userId: $u) { id } }",
+        {"u": frozen.id},
+        token=await token_for(rt, operator),
+    )
+    await gql(
+        client, "mutation($t: String!) { logout(refreshToken: $t) }", {"t": left["refreshToken"]}
+    )
+    # when the store that held their revocation markers loses everything
+    await lose_short_lived_state(rt)
+    # then their tokens are still refused (from the database), and others still work
+    assert (await gql(client, ME, token=cold["accessToken"])).code == "ACCOUNT_FROZEN"
+    assert (await gql(client, ME, token=left["accessToken"])).code == "UNAUTHENTICATED"
+    assert (await gql(client, ME, token=kept["accessToken"])).data["me"]["email"]
