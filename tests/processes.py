@@ -82,6 +82,59 @@ class ServerProcess:
                 self.process.kill()
 
 
+class WorkerProcess:
+    """A real ``boxoffice worker`` (background jobs only) on the test's database and Redis."""
+
+    def __init__(self, settings: Settings, data_dir: Path, *, name: str = "worker") -> None:
+        assert settings.jwt_secret is not None
+        assert settings.ticket_signing_key is not None
+        self.env = {
+            **os.environ,
+            "BOXOFFICE_ENV": "test",
+            "BOXOFFICE_DATABASE_URL": settings.database_url,
+            "BOXOFFICE_REDIS_URL": settings.redis_url or "",
+            "BOXOFFICE_JWT_SECRET": settings.jwt_secret.get_secret_value(),
+            "BOXOFFICE_TICKET_SIGNING_KEY": settings.ticket_signing_key.get_secret_value(),
+            "BOXOFFICE_DATA_DIR": str(data_dir),
+            "BOXOFFICE_LOG_LEVEL": "WARNING",
+            "BOXOFFICE_LOG_JSON": "false",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / f"{name}.log"
+
+    @property
+    def instance_id(self) -> str:
+        """The id its job runner holds leases under (``Runtime.instance_id``)."""
+        assert self.process is not None
+        return f"{os.uname().nodename}:{self.process.pid}"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "boxoffice", "worker"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no lease given back, transactions cut off mid-way."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
 @contextlib.asynccontextmanager
 async def serving(
     settings: Settings, data_dir: Path, count: int = 2, *, jobs: bool = False
