@@ -90,6 +90,9 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from boxoffice.runtime import install_pii
+
+    install_pii(settings)  # the data migrations encrypt personal data with the configured keys
     migrate(settings.database_url, args.revision)
     print(f"migrated {settings.database_url.split('@')[-1]} to {args.revision}")
     return 0
@@ -114,8 +117,10 @@ def cmd_seed_demo(_args: argparse.Namespace, settings: Settings) -> int:
 def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     from boxoffice.db import Database
     from boxoffice.models.identity import Role
-    from boxoffice.runtime import make_auth
+    from boxoffice.runtime import install_pii, make_auth
     from boxoffice.services.accounts import create_user
+
+    install_pii(settings)
 
     async def run() -> str:
         db = Database(settings.database_url)

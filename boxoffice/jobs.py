@@ -273,9 +273,7 @@ class JobRunner:
                     work.result()
                     return
                 try:
-                    kept = await self.rt.backends.leases.acquire(
-                        lease, self.owner, ttl_seconds=ttl
-                    )
+                    kept = await self.rt.backends.leases.acquire(lease, self.owner, ttl_seconds=ttl)
                 except Exception as exc:  # the lease store is down: nobody else can take it
                     log.warning("could not renew the lease of %s: %s", job.name, exc)
                     continue

@@ -12,11 +12,13 @@ from typing import Any
 
 import httpx
 
+from boxoffice import pii
 from boxoffice.backends import Backends, open_backends
 from boxoffice.backends.seat_ledger import Snapshot
 from boxoffice.config import Settings
 from boxoffice.db import Database
 from boxoffice.metrics import Metrics
+from boxoffice.pii import PiiCipher
 from boxoffice.providers.messaging import SandboxMessaging
 from boxoffice.providers.payments.registry import PaymentProviders, build_payment_providers
 from boxoffice.providers.wechat import SandboxWechat, WechatOAuth
@@ -94,6 +96,13 @@ class Runtime:
         await self.db.dispose()
 
 
+def install_pii(settings: Settings) -> PiiCipher:
+    """Install the process's personal-data cipher from the configured keys."""
+    cipher = PiiCipher(settings.secrets.pii)
+    pii.install(cipher)
+    return cipher
+
+
 def make_auth(settings: Settings) -> AuthKit:
     return AuthKit(
         tokens=AccessTokens(
@@ -124,6 +133,7 @@ async def open_runtime(
 ) -> Runtime:
     """Open everything a process needs. ``sandbox_client`` is the HTTP client the sandbox
     payment company delivers callbacks with (tests route it into the app in-process)."""
+    install_pii(settings)
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     configure_tracing(settings, db)
     backends = await open_backends(settings.redis_url)

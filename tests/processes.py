@@ -19,6 +19,19 @@ from tests.services import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pii_environment(settings: Settings) -> dict[str, str]:
+    """The personal-data keys of ``settings`` as ``BOXOFFICE_*`` variables (a child process
+    must read what the test wrote)."""
+    env = {}
+    if settings.pii_keys is not None:
+        env["BOXOFFICE_PII_KEYS"] = settings.pii_keys.get_secret_value()
+    if settings.pii_hash_key is not None:
+        env["BOXOFFICE_PII_HASH_KEY"] = settings.pii_hash_key.get_secret_value()
+    if settings.pii_key_id is not None:
+        env["BOXOFFICE_PII_KEY_ID"] = settings.pii_key_id
+    return env
+
+
 class ServerProcess:
     def __init__(self, settings: Settings, data_dir: Path, *, jobs: bool) -> None:
         self.port = free_port()
@@ -31,6 +44,7 @@ class ServerProcess:
             "BOXOFFICE_REDIS_URL": settings.redis_url or "",
             "BOXOFFICE_JWT_SECRET": settings.jwt_secret.get_secret_value(),
             "BOXOFFICE_TICKET_SIGNING_KEY": settings.ticket_signing_key.get_secret_value(),
+            **pii_environment(settings),
             "BOXOFFICE_DATA_DIR": str(data_dir),
             "BOXOFFICE_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.port}",
             "BOXOFFICE_RUN_BACKGROUND_JOBS": "true" if jobs else "false",
@@ -95,6 +109,7 @@ class WorkerProcess:
             "BOXOFFICE_REDIS_URL": settings.redis_url or "",
             "BOXOFFICE_JWT_SECRET": settings.jwt_secret.get_secret_value(),
             "BOXOFFICE_TICKET_SIGNING_KEY": settings.ticket_signing_key.get_secret_value(),
+            **pii_environment(settings),
             "BOXOFFICE_DATA_DIR": str(data_dir),
             "BOXOFFICE_LOG_LEVEL": "WARNING",
             "BOXOFFICE_LOG_JSON": "false",
