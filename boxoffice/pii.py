@@ -153,3 +153,23 @@ def openid_hash(app_id: str, openid: str | None) -> str | None:
 
 def unionid_hash(unionid: str | None) -> str | None:
     return None if unionid is None else cipher().lookup_hash("unionid", unionid)
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_PHONE = re.compile(
+    r"(?<![0-9A-Za-z])(?:\+\d{7,15}|1[3-9]\d{9})(?![0-9A-Za-z])"  # E.164, or a CN mobile
+)
+
+
+def mask_contact(value: str) -> str:
+    """``a***@example.com``, ``+86****8000``: enough to recognise, not to use."""
+    if "@" in value:
+        name, _, domain = value.partition("@")
+        return f"{name[:1]}***@{domain}"
+    return f"{value[:3]}****{value[-4:]}" if len(value) > 7 else "****"
+
+
+def mask_text(text: str) -> str:
+    """Every e-mail address and phone number in ``text``, masked."""
+    masked = _EMAIL.sub(lambda m: mask_contact(m.group(0)), text)
+    return _PHONE.sub(lambda m: mask_contact(m.group(0)), masked)

@@ -109,6 +109,16 @@ _SEARCHES = frozenset(
 )
 
 
+def _is_plain_value(operand: Any) -> bool:
+    """A string (or a collection of them) given to compare with: never a column or other
+    SQL expression (SQLAlchemy compares columns with each other internally)."""
+    if isinstance(operand, str | bytes):
+        return True
+    return isinstance(operand, list | tuple | set | frozenset) and any(
+        isinstance(o, str | bytes) for o in operand
+    )
+
+
 class EncryptedString(TypeDecorator[str]):
     """Personal data, sealed with the process's PII cipher on the way in and opened on the
     way out (``boxoffice.pii``): services read and write plain strings. A value written
@@ -122,7 +132,7 @@ class EncryptedString(TypeDecorator[str]):
 
     class comparator_factory(TypeDecorator.Comparator[str]):
         def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
-            if op in _SEARCHES and any(o is not None for o in other):
+            if op in _SEARCHES and any(_is_plain_value(o) for o in other):
                 raise TypeError("an encrypted column cannot be searched; use its *_hash column")
             return super().operate(op, *other, **kwargs)
 

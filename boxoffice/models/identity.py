@@ -37,6 +37,7 @@ TENANT_ROLES = frozenset({Role.ORGANIZER, Role.CHECKIN})
 class UserStatus(StrEnum):
     ACTIVE = "ACTIVE"
     FROZEN = "FROZEN"
+    DELETED = "DELETED"  # anonymised at the owner's request (``deleteMyAccount``)
 
 
 class TenantStatus(StrEnum):
@@ -70,6 +71,7 @@ class User(SQLModel, table=True):
     last_login_ip: str | None = Field(default=None, max_length=64)
     created_at: datetime = time_field(now=True)
     updated_at: datetime = time_field(now=True)
+    deleted_at: datetime | None = time_field()
 
 
 class Tenant(SQLModel, table=True):
@@ -189,5 +191,7 @@ def _wechat_lookup_hashes(_mapper: Any, _connection: Any, account: WechatAccount
 
 
 @event.listens_for(SandboxMessage, "before_insert")
+@event.listens_for(SandboxMessage, "before_update")
 def _recipient_hash(_mapper: Any, _connection: Any, message: SandboxMessage) -> None:
-    message.recipient_hash = pii.recipient_hash(message.recipient)
+    if changed(message, "recipient"):
+        message.recipient_hash = pii.recipient_hash(message.recipient)

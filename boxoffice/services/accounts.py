@@ -324,7 +324,7 @@ async def set_frozen(
     viewer.require_role(Role.OPERATOR)
     async with db.write() as session:
         user = await session.get(User, user_id)
-        if user is None:
+        if user is None or user.status == UserStatus.DELETED:
             raise NotFound("No such user.")
         before = audit.snapshot(user, ("status",))
         user.status = UserStatus.FROZEN if frozen else UserStatus.ACTIVE

@@ -87,7 +87,7 @@ async def _check_in_database(db: Database, claims: AccessClaims) -> None:
                     .limit(1)
                 )
             ).first()
-    if user is None:
+    if user is None or user.status == UserStatus.DELETED:
         raise Unauthenticated("This sign-in was revoked.", reason="TOKEN_REVOKED")
     if user.status == UserStatus.FROZEN:
         raise AccountFrozen()

@@ -1,4 +1,4 @@
-"""personal data encrypted at rest, found by keyed hashes
+"""personal data encrypted at rest, found by keyed hashes; accounts can be deleted
 
 Phone numbers, e-mail addresses, real names, order contacts, WeChat openids/unionids and
 message recipients become ciphertext (``boxoffice.pii``: SecretBox, key id in every value);
@@ -183,6 +183,7 @@ def upgrade() -> None:
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('email_hash', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('phone_hash', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('contact_phone_hash', sa.String(length=64), nullable=True))
     with op.batch_alter_table('wechat_accounts', schema=None) as batch_op:
@@ -239,6 +240,7 @@ def downgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_column('contact_phone_hash')
     with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('deleted_at')
         batch_op.drop_column('phone_hash')
         batch_op.drop_column('email_hash')
     for table, columns in SEALED.items():
