@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,13 @@ from sqlmodel import col, select
 
 from boxoffice.app import create_app
 from boxoffice.backends.codes.memory import MemoryCodeStore
+from boxoffice.clock import utcnow
 from boxoffice.models.identity import Role, User
-from boxoffice.models.orders import Order, OrderItem
+from boxoffice.models.orders import Order, OrderItem, OrderStatus
 from boxoffice.runtime import Runtime, open_runtime
+from boxoffice.services import inventory, orders
 from tests.conftest import LiveServer, _clean_database, running, settings_for
-from tests.helpers import gql, login, make_user, token_for
+from tests.helpers import gql, login, make_user, token_for, viewer_for
 from tests.order_factories import OnSale, hold_for, on_sale, order_for, pay
 from tests.processes import serving
 from tests.services import PostgresDatabase, RedisServer
@@ -300,3 +303,38 @@ async def test_revoked_sign_ins_stay_revoked_when_the_store_forgets(
     assert (await gql(client, ME, token=cold["accessToken"])).code == "ACCOUNT_FROZEN"
     assert (await gql(client, ME, token=left["accessToken"])).code == "UNAUTHENTICATED"
     assert (await gql(client, ME, token=kept["accessToken"])).data["me"]["email"]
+
+
+@pytest.mark.parametrize("backend", ["pg_redis"])
+async def test_orders_end_cleanly_while_the_ledger_is_lost(rt: Runtime):
+    # given two unpaid orders, one past its payment window
+    sale = await on_sale(rt)
+    buyers = [await make_user(rt, f"b{i}@example.com") for i in range(2)]
+    placed = [
+        await order_for(rt, u, await hold_for(rt, u, sale.session, seat_ids=[s]))
+        for u, s in zip(buyers, sale.seat_ids[:2], strict=True)
+    ]
+    async with rt.db.write() as session:
+        due = await session.get(Order, placed[1].id)
+        assert due is not None
+        due.expires_at = utcnow() - timedelta(seconds=1)
+        session.add(due)
+    # when Redis loses the ledger, and then one is cancelled and the other expires
+    await flushall(rt.settings.redis_url or "")
+    cancelled = await orders.cancel_order(
+        deps=rt.order_deps,
+        viewer=await viewer_for(rt, buyers[0]),
+        order_id=placed[0].id,
+        reason=None,
+    )
+    expired = await orders.expire_due_orders(rt.order_deps)
+    # then both end (nothing to release in a ledger that is gone), and the rebuilt ledger
+    # has both seats free
+    assert cancelled.status is OrderStatus.CANCELLED and expired == 1
+    snap = await inventory.snapshot(
+        db=rt.db,
+        ledger=rt.backends.ledger,
+        rules_cache=rt.session_rules,
+        session_id=sale.session.id,
+    )
+    assert [snap.seats[s].value for s in sale.seat_ids[:2]] == ["A", "A"]

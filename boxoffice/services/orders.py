@@ -476,7 +476,7 @@ async def _end_unpaid(
     order = await deps.db.write_retrying(end, what=f"end order {order_id}")
     if order is None:
         return None
-    await deps.ledger.release(order.session_id, order.hold_id, now_ms=ms(now))
+    await inventory.give_back(deps.ledger, order.session_id, order.hold_id)
     await publish_order(deps.broker, order)
     return order
 

@@ -235,7 +235,7 @@ async def apply_verified(
             return result
         except BaseException:
             for session_id, hold_id in revived_holds:
-                await asyncio.shield(ledger.release(session_id, hold_id, now_ms=ms(utcnow())))
+                await asyncio.shield(inventory.give_back(ledger, session_id, hold_id))
             raise
 
     result = await retrying(attempt, what=f"apply payment {verified.payment_no}")
@@ -370,7 +370,7 @@ async def _revive(
     ledger = deps.orders.ledger
     if not seat_ids and len(units) != 1:
         return False
-    await ledger.release(order.session_id, order.hold_id, now_ms=ms(now))
+    await inventory.give_back(ledger, order.session_id, order.hold_id)
     request = HoldRequest(
         hold_id=new_id(),
         user_id=order.user_id or f"order:{order.id}",
@@ -403,7 +403,7 @@ async def _revive(
             session.add(order)
             await session.flush()
     except (BoxofficeError, IntegrityError):
-        await ledger.release(order.session_id, request.hold_id, now_ms=ms(now))
+        await inventory.give_back(ledger, order.session_id, request.hold_id)
         revived_holds.remove((order.session_id, request.hold_id))
         return False
     await ledger.mark_pending(
