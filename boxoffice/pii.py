@@ -169,6 +169,11 @@ def mask_contact(value: str) -> str:
     return f"{value[:3]}****{value[-4:]}" if len(value) > 7 else "****"
 
 
+def mask_name(name: str) -> str:
+    """``王**``: the first character of a person's name."""
+    return name[:1] + "*" * max(1, len(name) - 1)
+
+
 def mask_text(text: str) -> str:
     """Every e-mail address and phone number in ``text``, masked."""
     masked = _EMAIL.sub(lambda m: mask_contact(m.group(0)), text)

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from boxoffice import pii
-from boxoffice.models.identity import Membership, Role, User, UserStatus
+from boxoffice.models.identity import Membership, Role, Tenant, User, UserStatus
 from boxoffice.models.orders import Order
 from boxoffice.models.tickets import Ticket
 from boxoffice.runtime import Runtime
@@ -168,3 +168,35 @@ async def test_delete_my_account_anonymises_me_and_keeps_the_orders(
     operator = await token_for(rt, await make_user(rt, "op@example.com", Role.OPERATOR))
     unfreeze = "mutation($u: ID!) { unfreezeUser(userId: $u) { status } }"
     assert (await gql(client, unfreeze, {"u": user.id}, token=operator)).code == "NOT_FOUND"
+
+
+async def test_lists_show_buyers_contacts_whole_only_to_those_who_need_them(
+    client: httpx.AsyncClient, rt: Runtime
+):
+    # given an order with a contact, its tenant's organizer and gate staff
+    _user, paid, _unpaid = await a_customer_with_history(rt)
+    tenant_id = paid.tenant_id
+    organizer = await token_for(
+        rt, await make_user(rt, "org@club.example", Role.ORGANIZER, await _tenant(rt, tenant_id))
+    )
+    gate = await token_for(
+        rt, await make_user(rt, "gate@club.example", Role.CHECKIN, await _tenant(rt, tenant_id))
+    )
+    query = """query($f: OrderFilter) { merchantOrders(filter: $f) {
+      edges { node { id contact { name phone } } } } }"""
+
+    async def contact(token: str) -> dict[str, str]:
+        found = (await gql(client, query, {"f": {"buyerPhone": "13800138000"}}, token=token)).data
+        (edge,) = found["merchantOrders"]["edges"]
+        return edge["node"]["contact"]  # type: ignore[no-any-return]
+
+    # then the organizer sees it whole, gate staff masked
+    assert await contact(organizer) == {"name": "韩梅梅", "phone": "+8613800138000"}
+    assert await contact(gate) == {"name": "韩**", "phone": "+86****8000"}
+
+
+async def _tenant(rt: Runtime, tenant_id: str) -> Tenant:
+    async with rt.db.read() as session:
+        tenant = await session.get(Tenant, tenant_id)
+    assert tenant is not None
+    return tenant

@@ -97,6 +97,6 @@ async def merchant_orders(
 
 
 def sees_buyer_phone(viewer: Viewer, order: Order) -> bool:
-    """Buyers' phone numbers are personal data: the buyer, the tenant's organizers and
-    operators see them whole; gate staff and agents see them masked."""
+    """Buyers' contact names and phone numbers are personal data: the buyer, the tenant's
+    organizers and operators see them whole; gate staff and agents see them masked."""
     return viewer.user_id == order.user_id or viewer.can_staff(order.tenant_id, Role.ORGANIZER)
