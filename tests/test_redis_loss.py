@@ -196,7 +196,7 @@ async def test_a_flush_loses_holds_never_sales_and_subscribers_catch_up(stack: S
         crowd = [await make_user(rt, f"crowd{i}@example.com") for i in range(24)]
         tokens = [await token_for(rt, u) for u in crowd]
         results = await stampede([stack.server.http_url], tokens, sale.session.id, [s0, s1, s2, s3])
-        assert sorted(held_seats(results)) == [s2, s3]
+        assert sorted(held_seats(results)) == sorted([s2, s3])
         assert refusals(results) == {"SEAT_UNAVAILABLE"}
         await stream.until({s2: "HELD", s3: "HELD"})
     # and the lost hold's owner is told so when ordering with it
