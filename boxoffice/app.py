@@ -25,7 +25,7 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from boxoffice import demo_routes, payment_routes
+from boxoffice import demo_routes, payment_routes, pii
 from boxoffice.config import Settings
 from boxoffice.errors import BoxofficeError
 from boxoffice.graphql_http import GraphQLHTTP
@@ -101,7 +101,7 @@ async def sandbox_messages(request: Request) -> Response:
     query = select(SandboxMessage).order_by(col(SandboxMessage.created_at).desc()).limit(50)
     to = request.query_params.get("to")
     if to:
-        query = query.where(SandboxMessage.recipient == to)
+        query = query.where(col(SandboxMessage.recipient_hash) == pii.recipient_hash(to))
     async with rt.db.read() as session:
         rows = (await session.exec(query)).all()
     return JSONResponse(

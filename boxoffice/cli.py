@@ -1,4 +1,5 @@
-"""The ``boxoffice`` command: serve, worker, migrate, seed-demo, create-user, export-schema."""
+"""The ``boxoffice`` command: serve, worker, migrate, seed-demo, create-user, rebuild-inventory,
+rotate-pii-key, export-schema."""
 
 from __future__ import annotations
 
@@ -91,6 +92,9 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from boxoffice.runtime import install_pii
+
+    install_pii(settings)  # the data migrations encrypt personal data with the configured keys
     migrate(settings.database_url, args.revision)
     print(f"migrated {settings.database_url.split('@')[-1]} to {args.revision}")
     return 0
@@ -115,8 +119,10 @@ def cmd_seed_demo(_args: argparse.Namespace, settings: Settings) -> int:
 def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     from boxoffice.db import Database
     from boxoffice.models.identity import Role
-    from boxoffice.runtime import make_auth
+    from boxoffice.runtime import install_pii, make_auth
     from boxoffice.services.accounts import create_user
+
+    install_pii(settings)
 
     async def run() -> str:
         db = Database(settings.database_url)
@@ -162,6 +168,27 @@ def cmd_rebuild_inventory(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_rotate_pii_key(args: argparse.Namespace, settings: Settings) -> int:
+    from boxoffice.db import Database
+    from boxoffice.runtime import install_pii
+    from boxoffice.services.pii_rotation import rotate_pii_key
+
+    cipher = install_pii(settings)
+
+    async def run() -> list[str]:
+        db = Database(settings.database_url)
+        try:
+            report = await rotate_pii_key(db, cipher, rehash=args.rehash)
+        finally:
+            await db.dispose()
+        return [f"{r.table}: {r.resealed} of {r.scanned} re-sealed" for r in report]
+
+    for line in asyncio.run(run()):
+        print(line)
+    print(f"personal data is sealed with key {cipher.current!r}")
+    return 0
+
+
 def cmd_export_schema(_args: argparse.Namespace, settings: Settings) -> int:
     from boxoffice.schema import build_schema
 
@@ -197,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("sessions", nargs="+", metavar="SESSION")
     rebuild.set_defaults(func=cmd_rebuild_inventory)
+    rotate = sub.add_parser(
+        "rotate-pii-key",
+        help="re-seal personal data sealed with an older key (BOXOFFICE_PII_KEY_ID) with the "
+        "current one",
+    )
+    rotate.add_argument(
+        "--rehash", action="store_true", help="also recompute every lookup hash (new hash key)"
+    )
+    rotate.set_defaults(func=cmd_rotate_pii_key)
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         func=cmd_export_schema
     )

@@ -1,7 +1,8 @@
 """Configuration from ``BOXOFFICE_*`` environment variables.
 
 With nothing set, boxoffice runs embedded: a SQLite file, in-process backends and development
-secrets generated once into the data folder. In ``prod`` the secrets are required and GraphiQL,
+secrets (the JWT secret, the ticket signing seed, the personal-data keys) generated once into
+the data folder. In ``prod`` the secrets are required and GraphiQL,
 introspection, sandbox payments and the demo page are off unless enabled one by one.
 """
 
@@ -19,6 +20,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from boxoffice.errors import ConfigurationError
+from boxoffice.pii import PiiKeyError, PiiKeys
 
 Environment = Literal["dev", "test", "prod"]
 
@@ -33,6 +35,11 @@ class Settings(BaseSettings):
 
     jwt_secret: SecretStr | None = None
     ticket_signing_key: SecretStr | None = None
+    # Personal data at rest: "id=base64 key,id=base64 key" (32-byte SecretBox keys), the id
+    # new writes use (default: the last listed), and the HMAC key of the lookup hashes.
+    pii_keys: SecretStr | None = None
+    pii_key_id: str | None = None
+    pii_hash_key: SecretStr | None = None
     jwt_issuer: str = "boxoffice"
     jwt_audience: str = "boxoffice-api"
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
@@ -165,16 +172,45 @@ class Settings(BaseSettings):
 class Secrets:
     jwt_secret: bytes
     ticket_signing_seed: bytes  # 32-byte Ed25519 seed
+    pii: PiiKeys
+
+
+def _b64decode(raw: str, name: str) -> bytes:
+    text = raw.strip()
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=False)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} is not base64") from exc
 
 
 def _decode_seed(raw: str) -> bytes:
-    try:
-        seed = base64.b64decode(raw.strip() + "=" * (-len(raw.strip()) % 4), validate=False)
-    except ValueError as exc:
-        raise ConfigurationError("BOXOFFICE_TICKET_SIGNING_KEY is not base64") from exc
+    seed = _b64decode(raw, "BOXOFFICE_TICKET_SIGNING_KEY")
     if len(seed) != 32:
         raise ConfigurationError("BOXOFFICE_TICKET_SIGNING_KEY must be a base64 32-byte seed")
     return seed
+
+
+def parse_pii_keys(keys_raw: str, key_id: str | None, hash_raw: str) -> PiiKeys:
+    """``BOXOFFICE_PII_KEYS`` ("id=base64,id=base64"), ``BOXOFFICE_PII_KEY_ID`` (default: the
+    last listed) and ``BOXOFFICE_PII_HASH_KEY``. Raises ``ConfigurationError``."""
+    keys: dict[str, bytes] = {}
+    for part in (p.strip() for p in keys_raw.split(",")):
+        if not part:
+            continue
+        kid, sep, encoded = part.partition("=")
+        if not sep or not kid.strip():
+            raise ConfigurationError("BOXOFFICE_PII_KEYS is 'id=base64key,id=base64key'")
+        keys[kid.strip()] = _b64decode(encoded, f"BOXOFFICE_PII_KEYS ({kid.strip()})")
+    if not keys:
+        raise ConfigurationError("BOXOFFICE_PII_KEYS names no key")
+    try:
+        return PiiKeys(
+            keys=keys,
+            current=key_id or list(keys)[-1],
+            hash_key=_b64decode(hash_raw, "BOXOFFICE_PII_HASH_KEY"),
+        )
+    except PiiKeyError as exc:
+        raise ConfigurationError(str(exc)) from exc
 
 
 def _kept_secret(path: Path, make: bytes) -> str:
@@ -198,6 +234,8 @@ def load_secrets(settings: Settings) -> Secrets:
     seed_raw = (
         settings.ticket_signing_key.get_secret_value() if settings.ticket_signing_key else None
     )
+    pii_raw = settings.pii_keys.get_secret_value() if settings.pii_keys else None
+    pii_hash_raw = settings.pii_hash_key.get_secret_value() if settings.pii_hash_key else None
     if settings.is_prod:
         missing = [
             name
@@ -212,8 +250,27 @@ def load_secrets(settings: Settings) -> Secrets:
         assert jwt_raw is not None
         if len(jwt_raw.encode()) < 32:
             raise ConfigurationError("BOXOFFICE_JWT_SECRET must be at least 32 bytes")
+        missing = [
+            name
+            for name, value in (
+                ("BOXOFFICE_PII_KEYS", pii_raw),
+                ("BOXOFFICE_PII_HASH_KEY", pii_hash_raw),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigurationError(f"{', '.join(missing)} required when BOXOFFICE_ENV=prod")
     if not jwt_raw:
         jwt_raw = _kept_secret(settings.data_dir / "jwt_secret", secrets.token_bytes(48))
     if not seed_raw:
         seed_raw = _kept_secret(settings.data_dir / "ticket_signing_key", secrets.token_bytes(32))
-    return Secrets(jwt_secret=jwt_raw.encode(), ticket_signing_seed=_decode_seed(seed_raw))
+    if not pii_raw:
+        dev_key = _kept_secret(settings.data_dir / "pii_key_dev1", secrets.token_bytes(32))
+        pii_raw = f"dev1={dev_key}"
+    if not pii_hash_raw:
+        pii_hash_raw = _kept_secret(settings.data_dir / "pii_hash_key", secrets.token_bytes(32))
+    return Secrets(
+        jwt_secret=jwt_raw.encode(),
+        ticket_signing_seed=_decode_seed(seed_raw),
+        pii=parse_pii_keys(pii_raw, settings.pii_key_id, pii_hash_raw),
+    )

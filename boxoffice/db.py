@@ -5,21 +5,80 @@ ends (rolled back on error); ``Database.read()`` opens a read-only session. On S
 begin with ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout instead of
 failing when a read lock is upgraded; on PostgreSQL both use the same pool (reads may move to
 a replica later).
+
+Retrying: on PostgreSQL two transactions can deadlock (each waits for a row the other locked;
+the server aborts one with SQLSTATE 40P01) and a transaction at REPEATABLE READ or SERIALIZABLE
+can fail to serialize (40001). Such a failure says nothing about the request: the same
+transaction, run again from the start, usually succeeds. ``retrying`` runs an operation again,
+with jittered exponential backoff, when it raised one of these — but only operations whose
+whole effect is their transaction (or that undo what they did outside it) and that re-check
+their state inside it, so running them twice is the same as running them once. Which write
+paths qualify is listed in the README ("Faults").
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+log = logging.getLogger("boxoffice.db")
+
+T = TypeVar("T")
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+RETRY_ATTEMPTS = 4
+RETRY_BASE_DELAY = 0.02
+RETRY_MAX_DELAY = 0.5
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A serialization failure or a deadlock (asyncpg's ``SerializationError`` /
+    ``DeadlockDetected``, wrapped by SQLAlchemy in a ``DBAPIError``)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return sqlstate in RETRYABLE_SQLSTATES
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait before running again after the ``attempt``-th failure ("full
+    jitter": uniform up to an exponentially growing cap, so rivals do not collide again)."""
+    return random.uniform(0, min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**attempt))
+
+
+async def retrying(
+    operation: Callable[[], Awaitable[T]], *, attempts: int = RETRY_ATTEMPTS, what: str = ""
+) -> T:
+    """Run ``operation`` (which opens its own transaction) and run it again, up to
+    ``attempts`` times in all, while it fails with a serialization failure or a deadlock.
+    Any other error, or the last retryable one, is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await operation()
+        except DBAPIError as exc:
+            if attempt >= attempts or not is_retryable(exc):
+                raise
+            log.info(
+                "%s: %s (sqlstate %s), running it again (attempt %d)",
+                what or getattr(operation, "__qualname__", "transaction"),
+                type(exc.orig).__name__,
+                getattr(exc.orig, "sqlstate", None),
+                attempt + 1,
+            )
+        await asyncio.sleep(retry_delay(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
@@ -75,6 +134,23 @@ class Database:
         """A session in a transaction: committed on success, rolled back on any error."""
         async with self._write_sessions() as session, session.begin():
             yield session
+
+    async def write_retrying(
+        self,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        attempts: int = RETRY_ATTEMPTS,
+        what: str = "",
+    ) -> T:
+        """``work`` in a write transaction; the whole transaction runs again (a fresh session)
+        after a serialization failure or a deadlock (see ``retrying``). ``work`` must be safe
+        to run again: no effects outside the transaction, state re-read inside it."""
+
+        async def once() -> T:
+            async with self.write() as session:
+                return await work(session)
+
+        return await retrying(once, attempts=attempts, what=what or work.__qualname__)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

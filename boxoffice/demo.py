@@ -6,8 +6,9 @@ Re-running it finds what exists (by e-mail and by name) and creates only what is
 
 from __future__ import annotations
 
-from sqlmodel import select
+from sqlmodel import col, select
 
+from boxoffice import pii
 from boxoffice.demo_catalog import seed_catalog
 from boxoffice.demo_coupons import seed_coupons
 from boxoffice.errors import AlreadyExists
@@ -53,7 +54,8 @@ async def _account(rt: Runtime, email: str, role: Role, tenant: Tenant | None) -
         )
     except AlreadyExists:
         async with rt.db.write() as session:
-            user = (await session.exec(select(User).where(User.email == email))).one()
+            found = select(User).where(col(User.email_hash) == pii.email_hash(email))
+            user = (await session.exec(found)).one()
             if tenant is not None:
                 held = await session.exec(
                     select(Membership).where(

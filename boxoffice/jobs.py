@@ -225,9 +225,27 @@ def all_jobs() -> list[PeriodicJob]:
 
 
 class JobRunner:
-    def __init__(self, rt: Runtime, jobs: list[PeriodicJob] | None = None) -> None:
+    """Runs each job every ``interval`` while this process holds the job's lease.
+
+    A lease lasts three intervals (at least ``min_lease_seconds``) and is renewed every
+    interval, and every third of its length while a run takes longer, so a slow run keeps it;
+    a run whose lease was taken over meanwhile is cancelled (its transaction rolls back; the
+    jobs are idempotent). A killed process renews nothing: another one takes over once its
+    lease lapses.
+    """
+
+    def __init__(
+        self,
+        rt: Runtime,
+        jobs: list[PeriodicJob] | None = None,
+        *,
+        owner: str | None = None,
+        min_lease_seconds: float = 5.0,
+    ) -> None:
         self.rt = rt
         self.jobs = list(all_jobs() if jobs is None else jobs)
+        self.owner = owner or rt.instance_id
+        self.min_lease_seconds = min_lease_seconds
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -246,21 +264,44 @@ class JobRunner:
                     await job.stop(self.rt)
         for job in self.jobs:
             with contextlib.suppress(Exception):
-                await self.rt.backends.leases.release(f"job:{job.name}", self.rt.instance_id)
+                await self.rt.backends.leases.release(f"job:{job.name}", self.owner)
         self._tasks.clear()
 
     async def _loop(self, job: PeriodicJob) -> None:
         lease = f"job:{job.name}"
         interval = job.every(self.rt.settings)
-        ttl = max(interval * 3, 5.0)
+        ttl = max(interval * 3, self.min_lease_seconds)
+        leases = self.rt.backends.leases
         while True:
             try:
-                if await self.rt.backends.leases.acquire(
-                    lease, self.rt.instance_id, ttl_seconds=ttl
-                ):
-                    await job.run(self.rt)
+                if await leases.acquire(lease, self.owner, ttl_seconds=ttl):
+                    await self._run_holding(job, lease, ttl)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("job %s failed", job.name)
             await asyncio.sleep(interval)
+
+    async def _run_holding(self, job: PeriodicJob, lease: str, ttl: float) -> None:
+        """Run the job, renewing its lease every third of ``ttl``; cancel it if the lease
+        went to another process."""
+        work = asyncio.ensure_future(job.run(self.rt))
+        try:
+            while True:
+                done, _ = await asyncio.wait({work}, timeout=ttl / 3)
+                if done:
+                    work.result()
+                    return
+                try:
+                    kept = await self.rt.backends.leases.acquire(lease, self.owner, ttl_seconds=ttl)
+                except Exception as exc:  # the lease store is down: nobody else can take it
+                    log.warning("could not renew the lease of %s: %s", job.name, exc)
+                    continue
+                if not kept:
+                    log.warning("job %s lost its lease to another process; stopping", job.name)
+                    return
+        finally:
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await work

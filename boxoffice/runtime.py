@@ -13,11 +13,13 @@ from typing import Any
 
 import httpx
 
+from boxoffice import pii
 from boxoffice.backends import Backends, open_backends
 from boxoffice.backends.seat_ledger import Snapshot
 from boxoffice.config import Settings
 from boxoffice.db import Database
 from boxoffice.metrics import Metrics
+from boxoffice.pii import PiiCipher
 from boxoffice.providers.messaging import SandboxMessaging
 from boxoffice.providers.payments.registry import PaymentProviders, build_payment_providers
 from boxoffice.providers.wechat import SandboxWechat, WechatOAuth
@@ -116,6 +118,13 @@ class Runtime:
         await self.db.dispose()
 
 
+def install_pii(settings: Settings) -> PiiCipher:
+    """Install the process's personal-data cipher from the configured keys."""
+    cipher = PiiCipher(settings.secrets.pii)
+    pii.install(cipher)
+    return cipher
+
+
 def make_auth(settings: Settings) -> AuthKit:
     return AuthKit(
         tokens=AccessTokens(
@@ -146,6 +155,7 @@ async def open_runtime(
 ) -> Runtime:
     """Open everything a process needs. ``sandbox_client`` is the HTTP client the sandbox
     payment company delivers callbacks with (tests route it into the app in-process)."""
+    install_pii(settings)
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     configure_tracing(settings, db)
     backends = await open_backends(settings.redis_url)
@@ -163,7 +173,7 @@ async def open_runtime(
             db=db, ledger=backends.ledger, rules_cache=session_rules, session_id=session_id
         )
 
-    feeds = AvailabilityFeeds(backends.broker, load_snapshot)
+    feeds = AvailabilityFeeds(backends.broker, load_snapshot, is_loaded=backends.ledger.is_loaded)
 
     async def reshape(session_ids: set[str]) -> None:
         """A session's tiers or seats changed: rebuild its ledger (if it has one) from the

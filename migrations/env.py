@@ -13,7 +13,7 @@ from sqlmodel.sql.sqltypes import AutoString
 
 import boxoffice.models
 from boxoffice.config import Settings
-from boxoffice.models.base import EnumString, UTCDateTime
+from boxoffice.models.base import EncryptedString, EnumString, UTCDateTime
 
 config = context.config
 target_metadata = boxoffice.models.metadata
@@ -29,6 +29,8 @@ def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | bool:
     if kind == "type":
         if isinstance(obj, UTCDateTime):
             return "sa.DateTime(timezone=True)"
+        if isinstance(obj, EncryptedString):
+            return "sa.Text()"
         if isinstance(obj, EnumString):
             return f"sa.String(length={obj.impl.length})"
         if isinstance(obj, AutoString):

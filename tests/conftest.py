@@ -32,6 +32,8 @@ from tests.services import (
 BACKENDS = ("embedded", "pg_redis")
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 TEST_SIGNING_SEED = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+TEST_PII_KEYS = "test1=" + "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+TEST_PII_HASH_KEY = "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8="
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
@@ -40,6 +42,8 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
         "data_dir": tmp_path / "data",
         "jwt_secret": TEST_JWT_SECRET,
         "ticket_signing_key": TEST_SIGNING_SEED,
+        "pii_keys": TEST_PII_KEYS,
+        "pii_hash_key": TEST_PII_HASH_KEY,
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "argon2_parallelism": 1,

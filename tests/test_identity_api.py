@@ -7,6 +7,7 @@ import re
 import httpx
 from sqlmodel import select
 
+from boxoffice import pii
 from boxoffice.models.identity import Role, SandboxMessage
 from boxoffice.runtime import Runtime
 from tests.helpers import PASSWORD, gql, login, make_user, token_for
@@ -149,7 +150,9 @@ async def test_only_operators_freeze(client: httpx.AsyncClient, rt: Runtime):
 
 async def _last_code(rt: Runtime, phone: str) -> str:
     async with rt.db.read() as session:
-        rows = await session.exec(select(SandboxMessage).where(SandboxMessage.recipient == phone))
+        rows = await session.exec(
+            select(SandboxMessage).where(SandboxMessage.recipient_hash == pii.recipient_hash(phone))
+        )
         body = sorted(rows.all(), key=lambda m: m.created_at)[-1].body
     found = re.search(r"\b(\d{6})\b", body)
     assert found, body

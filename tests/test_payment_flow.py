@@ -4,25 +4,31 @@ wrong or replayed callback changes nothing; late payments revive or are refunded
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 import httpx
 import orjson
 import pytest
-from sqlmodel import select
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlmodel import col, select
 
+from boxoffice.backends.seat_ledger import SeatLedger
 from boxoffice.clock import utcnow
+from boxoffice.models.events import TicketTier
 from boxoffice.models.orders import (
     CallbackVerdict,
     Order,
+    OrderItem,
     OrderStatus,
     Payment,
     PaymentCallback,
     PaymentStatus,
 )
+from boxoffice.providers.payments import PaymentChannel
 from boxoffice.providers.payments.sandbox import SandboxResult
 from boxoffice.runtime import Runtime
-from boxoffice.services import orders
+from boxoffice.services import orders, payments
 from tests.conftest import LiveServer
 from tests.helpers import gql, make_user, token_for
 from tests.order_factories import (
@@ -285,3 +291,102 @@ async def test_payment_channels_that_are_not_configured_are_refused(
     assert refused.code == "BAD_USER_INPUT"
     assert refused.error["extensions"]["field"] == "channel"
     assert (await client.post("/payments/alipay/notify", content=b"x=1")).status_code == 404
+
+
+async def test_callbacks_racing_the_expiry_sweeper_each_end_one_way(rt: Runtime):
+    # given six unpaid orders, each for its own seat, whose payment window has just closed,
+    # and each with a successful payment whose callback is on its way
+    sale = await on_sale(rt)
+    buyers = [await make_user(rt, f"racer{i}@example.com") for i in range(6)]
+    placed = [
+        await order_for(rt, u, await hold_for(rt, u, sale.session, seat_ids=[sale.seat_ids[i]]))
+        for i, u in enumerate(buyers)
+    ]
+    paid = [await start_sandbox_payment(rt, u, o) for u, o in zip(buyers, placed, strict=True)]
+    async with rt.db.write() as session:
+        for order in placed:
+            row = await session.get(Order, order.id)
+            assert row is not None
+            row.expires_at = utcnow() - timedelta(seconds=1)
+            session.add(row)
+    callbacks = [await sandbox_callback(rt, p) for p in paid]
+    # when the sweeper expires them while the callbacks arrive
+    await asyncio.gather(
+        orders.expire_due_orders(rt.order_deps),
+        *(
+            payments.handle_callback(
+                deps=rt.payment_deps,
+                channel=PaymentChannel.SANDBOX,
+                request=cb,
+                remote_ip="127.0.0.1",
+            )
+            for cb in callbacks
+        ),
+    )
+    # then every order was paid — before the sweeper reached it, or revived after it,
+    # since nobody else took its seat — its payment applied once, nothing kept for refund
+    async with rt.db.read() as session:
+        ended = {o.id: o for o in (await session.exec(select(Order))).all()}
+        stored = {p.order_id: p for p in (await session.exec(select(Payment))).all()}
+        verdicts = [c.verdict for c in (await session.exec(select(PaymentCallback))).all()]
+        live = (await session.exec(select(OrderItem).where(col(OrderItem.live)))).all()
+        tier = await session.get(TicketTier, sale.seated.id)
+    assert {o.status for o in ended.values()} == {OrderStatus.PAID}
+    assert {p.status for p in stored.values()} == {PaymentStatus.SUCCEEDED}
+    assert verdicts == [CallbackVerdict.APPLIED] * 6
+    # and the database and the ledger agree on every seat
+    assert sorted(i.seat_id for i in live) == sorted(sale.seat_ids[:6])
+    assert tier is not None and tier.reserved == 6
+    snap = await rt.backends.ledger.snapshot(
+        sale.session.id, now_ms=int(utcnow().timestamp() * 1000)
+    )
+    assert [snap.seats[s].value for s in sale.seat_ids[:6]] == ["S"] * 6
+    assert all(snap.seats[s].value == "A" for s in sale.seat_ids[6:])
+    counts = await rt.backends.ledger.counts(sale.session.id)
+    assert (counts[sale.seated.id].sold, counts[sale.seated.id].held) == (6, 0)
+
+
+class LedgerLostOnRelease:
+    """The runtime's ledger, except that ``release`` fails as if Redis went away just then."""
+
+    def __init__(self, ledger: SeatLedger) -> None:
+        self._ledger = ledger
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._ledger, name)
+
+    async def release(self, session_id: str, hold_id: str, *, now_ms: int) -> bool:
+        raise RedisConnectionError("Connection reset by peer")
+
+
+async def test_a_late_payment_revives_an_order_whose_expiry_never_reached_the_ledger(
+    client: httpx.AsyncClient, rt: Runtime
+):
+    # given an order the sweeper expired in the database, but whose ledger hold it could not
+    # release (the ledger failed right after the commit): the seat is still pinned by it
+    sale = await on_sale(rt)
+    user = await make_user(rt, "slow@example.com")
+    order = await order_for(
+        rt, user, await hold_for(rt, user, sale.session, seat_ids=sale.seat_ids[:1])
+    )
+    payment = await start_sandbox_payment(rt, user, order)
+    async with rt.db.write() as session:
+        row = await session.get(Order, order.id)
+        assert row is not None
+        row.expires_at = utcnow() - timedelta(seconds=1)
+        session.add(row)
+    crashing = dataclasses.replace(rt.order_deps, ledger=LedgerLostOnRelease(rt.backends.ledger))  # type: ignore[arg-type]
+    with pytest.raises(RedisConnectionError):
+        await orders.expire_due_orders(crashing)
+    assert await order_status(rt, order.id) == OrderStatus.EXPIRED
+    # when its payment arrives
+    callback = await sandbox_callback(rt, payment)
+    assert (await post_callback(client, callback.body, dict(callback.headers))).status_code == 200
+    # then the seat was the order's own: the order is revived and paid, the seat sold once
+    assert await order_status(rt, order.id) == OrderStatus.PAID
+    snap = await rt.backends.ledger.snapshot(
+        sale.session.id, now_ms=int(utcnow().timestamp() * 1000)
+    )
+    assert snap.seats[sale.seat_ids[0]].value == "S"
+    counts = await rt.backends.ledger.counts(sale.session.id)
+    assert (counts[sale.seated.id].sold, counts[sale.seated.id].held) == (1, 0)

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from sqlmodel import select
 
+from boxoffice import pii
 from boxoffice.errors import BadUserInput, Forbidden, NotFound
 from boxoffice.models.identity import AuditEntry, Role, SandboxMessage
 from boxoffice.models.notifications import Notification, NotificationChannel
@@ -135,7 +136,9 @@ async def test_sending_tickets_mails_their_codes_to_the_buyer(rt: Runtime):
     async with rt.db.read() as session:
         mails = (
             await session.exec(
-                select(SandboxMessage).where(SandboxMessage.recipient == "mailme@example.com")
+                select(SandboxMessage).where(
+                    SandboxMessage.recipient_hash == pii.recipient_hash("mailme@example.com")
+                )
             )
         ).all()
         in_app = (

@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, String
+from sqlalchemy import JSON, DateTime, String, Text, inspect
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import operators
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field
 
+from boxoffice import pii
 from boxoffice.clock import utcnow
 from boxoffice.ids import new_id
 
@@ -90,3 +92,69 @@ def enum_field(default: Any, *, index: bool = False, length: int = 24) -> Any:
     return Field(
         default=default, sa_type=EnumString(type(default), length), nullable=False, index=index
     )
+
+
+_SEARCHES = frozenset(
+    {
+        operators.eq,
+        operators.ne,
+        operators.in_op,
+        operators.not_in_op,
+        operators.like_op,
+        operators.ilike_op,
+        operators.startswith_op,
+        operators.endswith_op,
+        operators.contains_op,
+    }
+)
+
+
+def _is_plain_value(operand: Any) -> bool:
+    """A string (or a collection of them) given to compare with: never a column or other
+    SQL expression (SQLAlchemy compares columns with each other internally)."""
+    if isinstance(operand, str | bytes):
+        return True
+    return isinstance(operand, list | tuple | set | frozenset) and any(
+        isinstance(o, str | bytes) for o in operand
+    )
+
+
+class EncryptedString(TypeDecorator[str]):
+    """Personal data, sealed with the process's PII cipher on the way in and opened on the
+    way out (``boxoffice.pii``): services read and write plain strings. A value written
+    before encryption (no ``pii1:`` prefix) reads back as it is.
+
+    Ciphertexts are randomised, so comparing the column with a value can never match:
+    that raises ``TypeError`` — look the row up by its ``*_hash`` column instead."""
+
+    impl = Text
+    cache_ok = True
+
+    class comparator_factory(TypeDecorator.Comparator[str]):
+        def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
+            if op in _SEARCHES and any(_is_plain_value(o) for o in other):
+                raise TypeError("an encrypted column cannot be searched; use its *_hash column")
+            return super().operate(op, *other, **kwargs)
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else pii.cipher().encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else pii.cipher().decrypt(value)
+
+
+def encrypted_field(*, nullable: bool = True) -> Any:
+    """A column of personal data (see ``EncryptedString``)."""
+    return Field(default=None, sa_type=EncryptedString(), nullable=nullable)
+
+
+def lookup_hash_field(*, unique: bool = False) -> Any:
+    """The keyed hash of an encrypted column, indexed for lookups (``boxoffice.pii``); kept
+    in step with the column by the model's ``before_insert``/``before_update`` listeners."""
+    return Field(default=None, max_length=64, nullable=True, index=True, unique=unique)
+
+
+def changed(target: object, attribute: str) -> bool:
+    """Whether a mapped object's attribute was set since it was loaded (or it is new)."""
+    state = inspect(target)
+    return bool(state.transient or state.pending or state.attrs[attribute].history.has_changes())

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import JSON, UniqueConstraint
+from sqlalchemy import JSON, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
-from boxoffice.models.base import enum_field, id_field, json_field, ref_field, time_field
+from boxoffice import pii
+from boxoffice.models.base import (
+    changed,
+    encrypted_field,
+    enum_field,
+    id_field,
+    json_field,
+    lookup_hash_field,
+    ref_field,
+    time_field,
+)
 
 
 class Role(StrEnum):
@@ -26,6 +37,7 @@ TENANT_ROLES = frozenset({Role.ORGANIZER, Role.CHECKIN})
 class UserStatus(StrEnum):
     ACTIVE = "ACTIVE"
     FROZEN = "FROZEN"
+    DELETED = "DELETED"  # anonymised at the owner's request (``deleteMyAccount``)
 
 
 class TenantStatus(StrEnum):
@@ -36,15 +48,20 @@ class TenantStatus(StrEnum):
 
 
 class User(SQLModel, table=True):
+    """An account. ``email``, ``phone`` and ``real_name`` are encrypted at rest; sign-in and
+    uniqueness go through ``email_hash`` and ``phone_hash`` (set from them on every write)."""
+
     __tablename__ = "users"
 
     id: str = id_field()
-    email: str | None = Field(default=None, max_length=254, unique=True)
-    phone: str | None = Field(default=None, max_length=32, unique=True)
+    email: str | None = encrypted_field()
+    phone: str | None = encrypted_field()
+    email_hash: str | None = lookup_hash_field(unique=True)
+    phone_hash: str | None = lookup_hash_field(unique=True)
     password_hash: str | None = Field(default=None, max_length=255)
     nickname: str = Field(default="", max_length=64)
     avatar_url: str | None = Field(default=None, max_length=500)
-    real_name: str | None = Field(default=None, max_length=64)
+    real_name: str | None = encrypted_field()
     gender: int = Field(default=0)
     city: str | None = Field(default=None, max_length=64)
     status: UserStatus = enum_field(UserStatus.ACTIVE)
@@ -54,6 +71,7 @@ class User(SQLModel, table=True):
     last_login_ip: str | None = Field(default=None, max_length=64)
     created_at: datetime = time_field(now=True)
     updated_at: datetime = time_field(now=True)
+    deleted_at: datetime | None = time_field()
 
 
 class Tenant(SQLModel, table=True):
@@ -103,27 +121,34 @@ class RefreshToken(SQLModel, table=True):
 
 
 class WechatAccount(SQLModel, table=True):
-    """An openid of a WeChat app bound to a user (first sign-in creates the user)."""
+    """An openid of a WeChat app bound to a user (first sign-in creates the user). The
+    openid and unionid identify a person: encrypted, found by their hashes."""
 
     __tablename__ = "wechat_accounts"
-    __table_args__ = (UniqueConstraint("app_id", "openid"),)
+    __table_args__ = (
+        UniqueConstraint("app_id", "openid_hash", name="uq_wechat_accounts_app_openid"),
+    )
 
     id: str = id_field()
     app_id: str = Field(max_length=64)
-    openid: str = Field(max_length=128)
-    unionid: str | None = Field(default=None, max_length=128, index=True)
+    openid: str = encrypted_field(nullable=False)
+    openid_hash: str = Field(default="", max_length=64)
+    unionid: str | None = encrypted_field()
+    unionid_hash: str | None = lookup_hash_field()
     user_id: str = ref_field("users.id")
     created_at: datetime = time_field(now=True)
 
 
 class SandboxMessage(SQLModel, table=True):
-    """What the sandbox SMS and e-mail providers 'sent', for developers and tests to read."""
+    """What the sandbox SMS and e-mail providers 'sent', for developers and tests to read
+    (the recipient encrypted, found by ``recipient_hash``)."""
 
     __tablename__ = "sandbox_messages"
 
     id: str = id_field()
     channel: str = Field(max_length=16, index=True)
-    recipient: str = Field(max_length=254, index=True)
+    recipient: str = encrypted_field(nullable=False)
+    recipient_hash: str | None = lookup_hash_field()
     subject: str | None = Field(default=None, max_length=200)
     body: str
     created_at: datetime = time_field(now=True, index=True)
@@ -145,3 +170,28 @@ class AuditEntry(SQLModel, table=True):
     ip: str | None = Field(default=None, max_length=64)
     request_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = time_field(now=True, index=True)
+
+
+@event.listens_for(User, "before_insert")
+@event.listens_for(User, "before_update")
+def _user_lookup_hashes(_mapper: Any, _connection: Any, user: User) -> None:
+    if changed(user, "email"):
+        user.email_hash = pii.email_hash(user.email)
+    if changed(user, "phone"):
+        user.phone_hash = pii.phone_hash(user.phone)
+
+
+@event.listens_for(WechatAccount, "before_insert")
+@event.listens_for(WechatAccount, "before_update")
+def _wechat_lookup_hashes(_mapper: Any, _connection: Any, account: WechatAccount) -> None:
+    if changed(account, "openid") or changed(account, "app_id"):
+        account.openid_hash = pii.openid_hash(account.app_id, account.openid) or ""
+    if changed(account, "unionid"):
+        account.unionid_hash = pii.unionid_hash(account.unionid)
+
+
+@event.listens_for(SandboxMessage, "before_insert")
+@event.listens_for(SandboxMessage, "before_update")
+def _recipient_hash(_mapper: Any, _connection: Any, message: SandboxMessage) -> None:
+    if changed(message, "recipient"):
+        message.recipient_hash = pii.recipient_hash(message.recipient)

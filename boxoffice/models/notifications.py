@@ -14,7 +14,7 @@ from enum import StrEnum
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from boxoffice.models.base import enum_field, id_field, ref_field, time_field
+from boxoffice.models.base import encrypted_field, enum_field, id_field, ref_field, time_field
 
 
 class NotificationChannel(StrEnum):
@@ -42,7 +42,7 @@ class Notification(SQLModel, table=True):
     user_id: str = ref_field("users.id", index=False)
     tenant_id: str | None = Field(default=None, max_length=26)
     locale: str = Field(default="zh-CN", max_length=8)
-    recipient: str | None = Field(default=None, max_length=254)  # phone or e-mail address
+    recipient: str | None = encrypted_field()  # phone or e-mail address
     title: str = Field(max_length=200)
     body: str = Field(max_length=2000)
     resource_type: str | None = Field(default=None, max_length=32)

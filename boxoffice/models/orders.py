@@ -11,10 +11,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Index, Text, UniqueConstraint, event, text
 from sqlmodel import Field, SQLModel
 
-from boxoffice.models.base import enum_field, id_field, ref_field, time_field
+from boxoffice import pii
+from boxoffice.models.base import (
+    changed,
+    encrypted_field,
+    enum_field,
+    id_field,
+    lookup_hash_field,
+    ref_field,
+    time_field,
+)
 
 
 class OrderStatus(StrEnum):
@@ -63,8 +72,9 @@ class Order(SQLModel, table=True):
     coupon_discount_minor: int = Field(default=0)
     total_minor: int
     refunded_minor: int = Field(default=0)
-    contact_name: str | None = Field(default=None, max_length=64)
-    contact_phone: str | None = Field(default=None, max_length=32)
+    contact_name: str | None = encrypted_field()
+    contact_phone: str | None = encrypted_field()
+    contact_phone_hash: str | None = lookup_hash_field()
     hold_id: str = Field(max_length=64, unique=True)
     user_coupon_id: str | None = Field(default=None, max_length=26, index=True)
     promotion_id: str | None = Field(default=None, max_length=26)
@@ -198,3 +208,10 @@ class ChannelAllocation(SQLModel, table=True):
     allocated_by: str | None = Field(default=None, max_length=26)
     created_at: datetime = time_field(now=True)
     updated_at: datetime = time_field(now=True)
+
+
+@event.listens_for(Order, "before_insert")
+@event.listens_for(Order, "before_update")
+def _contact_phone_hash(_mapper: Any, _connection: Any, order: Order) -> None:
+    if changed(order, "contact_phone"):
+        order.contact_phone_hash = pii.phone_hash(order.contact_phone)

@@ -17,15 +17,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from boxoffice.db import Database
 from boxoffice.models.identity import SandboxMessage
+from boxoffice.pii import mask_contact
 
 log = logging.getLogger("boxoffice.providers.messaging")
 
 
-def mask_recipient(recipient: str) -> str:
-    if "@" in recipient:
-        name, _, domain = recipient.partition("@")
-        return f"{name[:1]}***@{domain}"
-    return f"{recipient[:3]}****{recipient[-4:]}" if len(recipient) > 7 else "****"
+mask_recipient = mask_contact  # ``a***@example.com``, ``+86****8000``
 
 
 class SmsSender(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.scalars import JSON
 
 from boxoffice.errors import BadUserInput
 from boxoffice.schema.context import Info
@@ -19,7 +20,7 @@ from boxoffice.schema.identity import (
     UpdateTenantInput,
     User,
 )
-from boxoffice.services import accounts, sign_in, sms_codes, tenants
+from boxoffice.services import accounts, personal_data, sign_in, sms_codes, tenants
 
 
 def _features(value: object) -> dict[str, bool] | None:
@@ -41,6 +42,16 @@ class IdentityQuery:
             return None
         user = await accounts.get_user(info.context.rt.db, viewer.user_id)
         return User.from_model(user)
+
+    @strawberry.field(
+        description="Everything the platform holds about the caller — profile, sign-ins, "
+        "orders, tickets, coupons, notifications, … — as one JSON document."
+    )
+    async def export_my_data(self, info: Info) -> JSON:
+        document = await personal_data.export_my_data(
+            db=info.context.rt.db, viewer=await info.context.viewer()
+        )
+        return JSON(document)
 
     @strawberry.field(description="A tenant: active ones are public, others only to their staff.")
     async def tenant(self, info: Info, id: strawberry.ID) -> Tenant:
@@ -169,6 +180,23 @@ class IdentityMutation:
             phone=phone,
             sms_code=sms_code,
             new_password=new_password,
+            access_ttl_seconds=rt.auth.tokens.ttl_seconds,
+        )
+        return True
+
+    @strawberry.mutation(
+        description="Delete the caller's account: personal data is wiped and every sign-in "
+        "ends; orders and tickets are kept, anonymous, for accounting."
+    )
+    async def delete_my_account(self, info: Info, password: str) -> bool:
+        rt = info.context.rt
+        await personal_data.delete_my_account(
+            db=rt.db,
+            codes=rt.backends.codes,
+            broker=rt.backends.broker,
+            hasher=rt.auth.hasher,
+            viewer=await info.context.viewer(),
+            password=password,
             access_ttl_seconds=rt.auth.tokens.ttl_seconds,
         )
         return True

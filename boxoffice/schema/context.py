@@ -80,7 +80,7 @@ class Context:
                 self._viewer = Viewer(ip=self.client_ip)
                 return self._viewer
             claims = self.rt.auth.tokens.decode(token)
-            await revocation.check(self.rt.backends.codes, claims)
+            await revocation.check(self.rt.backends.codes, claims, db=self.rt.db)
             await self.rt.live_users.require(self.rt.db, claims.user_id)
         except BoxofficeError as exc:
             if not self.is_websocket:

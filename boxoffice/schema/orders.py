@@ -8,6 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from boxoffice.models import orders as m
+from boxoffice.pii import mask_name
 from boxoffice.providers.messaging import mask_recipient
 from boxoffice.providers.payments import PaymentChannel, PaymentStart
 from boxoffice.schema.context import Info
@@ -22,8 +23,14 @@ for _enum in (m.OrderStatus, m.SalesChannel, m.ItemStatus, m.PaymentStatus, Paym
 
 @strawberry.type
 class Contact:
-    name: str | None
     _order: strawberry.Private[m.Order]
+
+    @strawberry.field(description="Whole to the buyer, the tenant's organizers and operators.")
+    async def name(self, info: Info) -> str | None:
+        value = self._order.contact_name
+        if value is None or sees_buyer_phone(await info.context.viewer(), self._order):
+            return value
+        return mask_name(value)
 
     @strawberry.field(description="Whole to the buyer, the tenant's organizers and operators.")
     async def phone(self, info: Info) -> str | None:
@@ -131,7 +138,7 @@ class Order:
             refunded=Money.from_minor(order.refunded_minor, c),
             user_coupon_id=strawberry.ID(order.user_coupon_id) if order.user_coupon_id else None,
             promotion_id=strawberry.ID(order.promotion_id) if order.promotion_id else None,
-            contact=Contact(name=order.contact_name, _order=order),
+            contact=Contact(_order=order),
             expires_at=order.expires_at,
             paid_at=order.paid_at,
             cancelled_at=order.cancelled_at,

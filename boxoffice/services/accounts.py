@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from boxoffice import pii
 from boxoffice.backends.broker import Broker, channels
 from boxoffice.backends.codes import CodeStore
 from boxoffice.clock import utcnow
@@ -30,6 +31,7 @@ from boxoffice.models.identity import (
     User,
     UserStatus,
 )
+from boxoffice.providers.messaging import mask_recipient
 from boxoffice.services import audit, revocation, validation
 from boxoffice.services.passwords import PasswordHasher, check_password_policy
 from boxoffice.services.sms_codes import SmsPurpose, verify_code
@@ -109,7 +111,11 @@ async def register(
     try:
         async with db.write() as session:
             taken = await session.exec(
-                select(User.id).where(User.email == email if email else User.phone == phone)
+                select(User.id).where(
+                    col(User.email_hash) == pii.email_hash(email)
+                    if email
+                    else col(User.phone_hash) == pii.phone_hash(phone)
+                )
             )
             if taken.first() is not None:
                 raise AlreadyExists(f"An account with this {field} already exists.", field=field)
@@ -152,7 +158,8 @@ async def create_user(
         async with db.write() as session:
             if tenant_id is not None and await session.get(Tenant, tenant_id) is None:
                 raise NotFound("No such tenant.", field="tenant")
-            if (await session.exec(select(User.id).where(User.email == email))).first():
+            known = select(User.id).where(col(User.email_hash) == pii.email_hash(email))
+            if (await session.exec(known)).first():
                 raise AlreadyExists("An account with this email already exists.", field="email")
             platform = [role.value] if role in PLATFORM_ROLES else [Role.CUSTOMER.value]
             user = User(
@@ -172,7 +179,7 @@ async def create_user(
                 target_type="User",
                 target_id=user.id,
                 tenant_id=tenant_id,
-                after={"email": email, "role": role.value},
+                after={"email": mask_recipient(email), "role": role.value},
             )
     except IntegrityError as exc:
         raise AlreadyExists("An account with this email already exists.", field="email") from exc
@@ -284,7 +291,9 @@ async def reset_password(
     await verify_code(codes=codes, phone=phone, purpose=SmsPurpose.RESET, code=sms_code)
     new_hash = await hasher.hash(new_password)
     async with db.write() as session:
-        user = (await session.exec(select(User).where(User.phone == phone))).first()
+        user = (
+            await session.exec(select(User).where(col(User.phone_hash) == pii.phone_hash(phone)))
+        ).first()
         if user is None:
             raise BadUserInput("The verification code is wrong or has expired.", field="smsCode")
         user.password_hash = new_hash
@@ -315,7 +324,7 @@ async def set_frozen(
     viewer.require_role(Role.OPERATOR)
     async with db.write() as session:
         user = await session.get(User, user_id)
-        if user is None:
+        if user is None or user.status == UserStatus.DELETED:
             raise NotFound("No such user.")
         before = audit.snapshot(user, ("status",))
         user.status = UserStatus.FROZEN if frozen else UserStatus.ACTIVE

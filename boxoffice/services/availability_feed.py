@@ -7,7 +7,11 @@ snapshot first. Deltas carry absolute states ("seat X is now H"), so an update t
 what a subscriber already has is harmless: apply an update when its ``previous_version`` is at
 most your version; if it is larger, you missed something — re-read the snapshot. The feed
 itself re-reads the snapshot when the ledger reloads, the broker reconnects (``RESYNC``) or a
-version is skipped, and pushes it to everyone as a snapshot update.
+version is skipped, and pushes it to everyone as a snapshot update. Redis can also lose the
+ledger without dropping the connection (``FLUSHALL``, a failover to an empty replica): nothing
+is published then, so every ``check_seconds`` the feed asks whether its session is still
+loaded and, if not, re-reads the snapshot (which rebuilds the ledger from the database and
+tells every other process's feed too).
 
 A subscriber that cannot keep up (its small buffer is full) is sent a fresh snapshot instead
 of an ever-growing backlog.
@@ -30,6 +34,7 @@ from boxoffice.backends.seat_ledger import Snapshot
 log = logging.getLogger("boxoffice.availability")
 
 SnapshotLoader = Callable[[str], Awaitable[Snapshot]]
+LoadedCheck = Callable[[str], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,10 @@ class _Feed:
             asyncio.create_task(self._listen(messages), name=f"feed:{self.session_id}"),
             asyncio.create_task(self._flush_loop(), name=f"feed-flush:{self.session_id}"),
         ]
+        if self.hub.is_loaded is not None:
+            self._tasks.append(
+                asyncio.create_task(self._check_loop(), name=f"feed-check:{self.session_id}")
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -99,7 +108,12 @@ class _Feed:
         return self._snapshot
 
     async def reload(self, *, broadcast: bool = True) -> None:
+        """Re-read the state. A snapshot no newer than what the feed has is dropped: two
+        reloads that overlap (a lost ledger is noticed by the check and by the rebuild's own
+        message) must neither send the same version twice nor go back to an older one."""
         snap = await self.hub.load_snapshot(self.session_id)
+        if snap.version <= self.version:
+            return
         self.version = self.flushed_version = snap.version
         self.tiers = dict(snap.available)
         self.seats = {seat: state.value for seat, state in snap.seats.items()}
@@ -147,6 +161,18 @@ class _Feed:
                 with contextlib.suppress(Exception):
                     await self.reload()
 
+    async def _check_loop(self) -> None:
+        """Re-read the snapshot when the ledger lost the session without a word."""
+        assert self.hub.is_loaded is not None
+        while True:
+            await asyncio.sleep(self.hub.check_seconds)
+            try:
+                if not await self.hub.is_loaded(self.session_id):
+                    log.warning("the ledger lost session %s; reloading it", self.session_id)
+                    await self.reload()
+            except Exception as exc:  # Redis down: the broker's RESYNC will follow its return
+                log.info("availability check of %s failed: %s", self.session_id, exc)
+
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.hub.interval)
@@ -168,7 +194,8 @@ class _Feed:
 
 class AvailabilityFeeds:
     """The process's feeds, keyed by session. ``load_snapshot`` reads the ledger (loading it
-    from the database first when needed)."""
+    from the database first when needed); ``is_loaded`` (optional) tells whether the ledger
+    still has a session, asked every ``check_seconds``."""
 
     def __init__(
         self,
@@ -177,9 +204,13 @@ class AvailabilityFeeds:
         *,
         interval: float = 0.1,
         subscriber_buffer: int = 16,
+        is_loaded: LoadedCheck | None = None,
+        check_seconds: float = 2.0,
     ) -> None:
         self.broker = broker
         self.load_snapshot = load_snapshot
+        self.is_loaded = is_loaded
+        self.check_seconds = check_seconds
         self.interval = interval
         self.subscriber_buffer = subscriber_buffer
         self._feeds: dict[str, _Feed] = {}

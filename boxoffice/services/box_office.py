@@ -18,7 +18,6 @@ from boxoffice.ids import new_id
 from boxoffice.models.identity import Role
 from boxoffice.models.orders import Order, Payment, PaymentStatus, SalesChannel
 from boxoffice.services import audit, inventory, validation
-from boxoffice.services.inventory import ms
 from boxoffice.services.orders import OrderDeps, place_from_hold, publish_order
 from boxoffice.services.payments import mark_paid
 from boxoffice.services.ticket_issuance import issue_for_order
@@ -124,7 +123,7 @@ async def sell(
                 },
             )
     except BoxofficeError:
-        await deps.ledger.release(session_id, hold.hold_id, now_ms=ms(utcnow()))
+        await inventory.give_back(deps.ledger, session_id, hold.hold_id)
         raise
     if not await deps.ledger.confirm(session_id, hold.hold_id):
         await inventory.load_ledger(db=deps.db, ledger=deps.ledger, rules=rules, force=True)

@@ -15,7 +15,8 @@ PostgreSQL alike, with no lock service: inside the caller's transaction it
 PostgreSQL re-checks each ``WHERE`` against the latest committed row after waiting for a
 concurrent writer's lock, and SQLite runs one writer at a time, so the counters can never
 pass their limits. Any refusal raises ``CouponUnavailable`` and the caller's transaction (or
-savepoint) rolls every step back.
+savepoint) rolls every step back. A claim's transaction runs again after a deadlock (its
+steps re-check every limit, and nothing happened outside the database).
 
 Refusal reasons: ENDED (ended, or past ``validTo``), PAUSED, NOT_STARTED (before
 ``validFrom``; staff may issue early), SOLD_OUT, ALREADY_CLAIMED (the per-user limit).
@@ -161,7 +162,8 @@ async def _claim(
 ) -> OwnedCoupon:
     user_id = viewer.require_user()
     now = utcnow()
-    async with db.write() as session:
+
+    async def claim(session: AsyncSession) -> tuple[UserCoupon, Coupon]:
         if code is not None:
             query = select(Coupon).where(Coupon.code == normalize_code(code))
             coupon = (await session.exec(query)).first()
@@ -169,7 +171,9 @@ async def _claim(
             coupon = await session.get(Coupon, coupon_id)
         if coupon is None:
             raise NotFound("No such coupon.", field="code" if code is not None else "couponId")
-        user_coupon = await grant(session, coupon, user_id, now=now)
+        return await grant(session, coupon, user_id, now=now), coupon
+
+    user_coupon, coupon = await db.write_retrying(claim, what="claim a coupon")
     return owned(user_coupon, coupon, now)
 
 

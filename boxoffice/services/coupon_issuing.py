@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, func, insert, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from boxoffice.clock import utcnow
 from boxoffice.db import Database
@@ -139,8 +140,11 @@ def issued_resource(user_coupon: UserCoupon, coupon: Coupon) -> dict[str, Any]:
 
 
 async def _issue_one(db: Database, job: BatchJob, item_id: str) -> None:
+    """Settle one item in its own transaction (run again after a deadlock: the item's
+    status, read under a row lock, makes a second run that finds it settled a no-op)."""
     now = utcnow()
-    async with db.write() as session:
+
+    async def settle(session: AsyncSession) -> None:
         item = await session.get(
             BatchJobItem, item_id, with_for_update=True, populate_existing=True
         )
@@ -184,6 +188,8 @@ async def _issue_one(db: Database, job: BatchJob, item_id: str) -> None:
                 tenant_id=coupon.tenant_id,
                 payload={"resource": issued_resource(user_coupon, coupon), "userId": item.user_id},
             )
+
+    await db.write_retrying(settle, what=f"issue batch item {item_id}")
 
 
 async def run_issue_job(db: Database, job_id: str, *, budget: int | None = None) -> bool:

@@ -562,9 +562,19 @@ async def create_hold(
             )
         except BaseException:
             # replayed meanwhile, or the store failed: no hold without a spent token
-            await asyncio.shield(ledger.release(session_id, hold.hold_id, now_ms=ms(utcnow())))
+            await asyncio.shield(give_back(ledger, session_id, hold.hold_id))
             raise
     return _view(rules, hold)
+
+
+async def give_back(ledger: SeatLedger, session_id: str, hold_id: str) -> bool:
+    """Release a hold whose order ended (or whose work failed). A ledger that lost the
+    session has nothing to give back — the hold went with it, and the rebuild from the
+    database will not count an ended order — so that is not an error: False."""
+    try:
+        return await ledger.release(session_id, hold_id, now_ms=ms(utcnow()))
+    except LedgerNotLoaded:
+        return False
 
 
 async def _with_ledger(db: Database, ledger: SeatLedger, rules: SessionRules, call):  # type: ignore[no-untyped-def]
@@ -610,6 +620,7 @@ __all__ = [
     "check_sale_open",
     "create_hold",
     "get_hold",
+    "give_back",
     "hold_token",
     "load_ledger",
     "parse_hold_token",

@@ -26,7 +26,7 @@ from boxoffice.backends.broker import Broker, channels
 from boxoffice.clock import utcnow
 from boxoffice.db import Database
 from boxoffice.errors import BadUserInput
-from boxoffice.models.identity import Membership, Role, User
+from boxoffice.models.identity import Membership, Role, User, UserStatus
 from boxoffice.models.notifications import Notification, NotificationChannel, NotificationStatus
 from boxoffice.models.outbox import OutboxEvent
 from boxoffice.providers.messaging import NotificationSender, OutgoingMessage
@@ -98,7 +98,9 @@ async def _recipients(db: Database, event: OutboxEvent, payload: Mapping[str, An
             user = await session.get(User, user_id)
             if user is None:
                 log.warning("event %s names unknown user %s", event.event_id, user_id)
-            return [user] if user else []
+            if user is None or user.status == UserStatus.DELETED:
+                return []
+            return [user]
         if event.topic in STAFF_TOPICS and event.tenant_id:
             rows = await session.exec(
                 select(User)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlmodel import col, func, select
 
+from boxoffice import pii
 from boxoffice.db import Database
 from boxoffice.models.identity import Role
 from boxoffice.models.orders import Order, OrderStatus
@@ -78,9 +79,8 @@ async def merchant_orders(
     if date_to is not None:
         conditions.append(col(Order.created_at) < date_to)
     if buyer_phone:
-        conditions.append(
-            col(Order.contact_phone) == validation.phone(buyer_phone, field="buyerPhone")
-        )
+        phone = validation.phone(buyer_phone, field="buyerPhone")
+        conditions.append(col(Order.contact_phone_hash) == pii.phone_hash(phone))
     query = apply_keyset(select(Order).where(*conditions), NEWEST_FIRST, after=after)
     async with db.read() as session:
         rows = (await session.exec(query.limit(size + 1))).all()
@@ -97,6 +97,6 @@ async def merchant_orders(
 
 
 def sees_buyer_phone(viewer: Viewer, order: Order) -> bool:
-    """Buyers' phone numbers are personal data: the buyer, the tenant's organizers and
-    operators see them whole; gate staff and agents see them masked."""
+    """Buyers' contact names and phone numbers are personal data: the buyer, the tenant's
+    organizers and operators see them whole; gate staff and agents see them masked."""
     return viewer.user_id == order.user_id or viewer.can_staff(order.tenant_id, Role.ORGANIZER)

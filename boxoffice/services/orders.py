@@ -427,9 +427,14 @@ async def _end_unpaid(
 ) -> Order | None:
     """Move an unpaid order to CANCELLED or EXPIRED and give back everything it held. The
     status change is conditional (``WHERE status = PENDING_PAYMENT``), so a payment arriving
-    at the same moment wins or loses cleanly. Returns None if the order was not unpaid."""
+    at the same moment wins or loses cleanly. Returns None if the order was not unpaid.
+
+    The transaction runs again after a deadlock (it locks the order, then its tiers and its
+    coupon, while a reviving payment takes them in another order): it changes nothing outside
+    the database and its conditional update makes a second run a no-op if the first won."""
     now = utcnow()
-    async with deps.db.write() as session:
+
+    async def end(session: AsyncSession) -> tuple[Order, list[OrderItem]] | None:
         conditions = [col(Order.id) == order_id, col(Order.status) == OrderStatus.PENDING_PAYMENT]
         if only_if_due:
             conditions.append(col(Order.expires_at) <= now)
@@ -466,29 +471,34 @@ async def _end_unpaid(
             tenant_id=order.tenant_id,
             payload={"resource": order_resource(order, items), "userId": order.user_id},
         )
-    await _give_back_hold(deps, order, items, now)
+        return order, items
+
+    ended = await deps.db.write_retrying(end, what=f"end order {order_id}")
+    if ended is None:
+        return None
+    order, items = ended
+    await _give_back_hold(deps, order, items)
     await publish_order(deps.broker, order)
     return order
 
 
-async def _give_back_hold(
-    deps: OrderDeps, order: Order, items: list[OrderItem], now: datetime
-) -> None:
+async def _give_back_hold(deps: OrderDeps, order: Order, items: list[OrderItem]) -> None:
     """The ended order's ledger hold: to a ``HAND_BACK_HOOKS`` feature that takes it (the
-    waitlist), else back to the public."""
+    waitlist), else back to the public (nothing to do when the ledger lost the session)."""
     for hand_back in HAND_BACK_HOOKS:
         try:
             if await hand_back(deps, order, items):
                 return
         except Exception:
             log.exception("hand-back hook failed for order %s; releasing its hold", order.id)
-    await deps.ledger.release(order.session_id, order.hold_id, now_ms=ms(now))
+    await inventory.give_back(deps.ledger, order.session_id, order.hold_id)
 
 
 # Features that attach something to an unpaid order (coupons) register how to give it back
 # (``async hook(session, order)``, in the transaction that ends the order) and how to take it
 # again when a late payment revives the order (``async hook(session, order) -> bool``; False
-# means it is gone and the order cannot be revived).
+# means it is gone and the order cannot be revived). Hooks change only the database: their
+# transaction may run again after a deadlock.
 RELEASE_HOOKS: list[Any] = []
 REVIVE_HOOKS: list[Any] = []
 # Features that want an ended unpaid order's units before the public (the waitlist) register

@@ -6,7 +6,8 @@ per event whether the consumer is done, must retry later (exponential backoff), 
 (DEAD, visible to operators). Delivery is at least once: a consumer killed between doing its
 work and recording it sees the event again, so consumers are idempotent (they deduplicate on
 the event id or on unique rows of their own). Each consumer runs under a lease, in one
-process at a time.
+process at a time. Recording a delivery and moving the cursor touch only the consumer's own
+rows and re-read them, so their transactions run again after a deadlock.
 
 The scan starts at the consumer's cursor (everything below is finished). The cursor never
 moves past an event younger than ``VISIBILITY_SECONDS``: on PostgreSQL a transaction that
@@ -130,11 +131,13 @@ async def _record(
     error: str | None,
     now: datetime,
 ) -> None:
-    assert event.seq is not None
-    async with rt.db.write() as session:
+    seq = event.seq
+    assert seq is not None
+
+    async def record(session: AsyncSession) -> None:
         row = delivery and await session.get(OutboxDelivery, delivery.id)
         if not row:
-            row = OutboxDelivery(event_seq=event.seq, consumer=consumer.name)
+            row = OutboxDelivery(event_seq=seq, consumer=consumer.name)
         row.attempts += 1
         row.updated_at = now
         if error is None:
@@ -152,11 +155,14 @@ async def _record(
             row.next_attempt_at = now + timedelta(seconds=consumer.backoff(row.attempts))
         session.add(row)
 
+    await rt.db.write_retrying(record, what=f"record {consumer.name} of {event.event_id}")
+
 
 async def _advance_cursor(rt: Runtime, consumer: Consumer, now: datetime) -> None:
     """Move the cursor to the first event that is not finished (or too young to be sure)."""
     horizon = now - timedelta(seconds=VISIBILITY_SECONDS)
-    async with rt.db.write() as session:
+
+    async def advance(session: AsyncSession) -> None:
         start = await _cursor(session, consumer.name)
         finished = select(OutboxDelivery.event_seq).where(
             OutboxDelivery.consumer == consumer.name,
@@ -198,6 +204,8 @@ async def _advance_cursor(rt: Runtime, consumer: Consumer, now: datetime) -> Non
             )
             row.seq, row.updated_at = target, now
             session.add(row)
+
+    await rt.db.write_retrying(advance, what=f"advance the {consumer.name} cursor")
 
 
 async def retry_dead(rt: Runtime, consumer: str, event_seq: int) -> bool:

@@ -15,6 +15,7 @@ written to ``payment_callbacks``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from boxoffice.backends.seat_ledger import HoldRequest, LedgerNotLoaded
 from boxoffice.clock import utcnow
+from boxoffice.db import retrying
 from boxoffice.errors import BadUserInput, BoxofficeError, NotFound, OrderStateInvalid
 from boxoffice.ids import new_id
 from boxoffice.models.orders import (
@@ -204,28 +206,45 @@ async def apply_verified(
     request: CallbackRequest | None = None,
     remote_ip: str | None = None,
 ) -> CallbackResult:
-    """Apply a verified provider answer (from a callback or an active query) exactly once."""
+    """Apply a verified provider answer (from a callback or an active query) exactly once.
+
+    The transaction runs again after a deadlock or a serialization failure: it locks the
+    payment first and re-reads everything, so a second run sees exactly what the first would
+    have; the one thing it does outside the database — a reviving order's fresh ledger hold —
+    is given back when its transaction fails."""
     db = deps.orders.db
+    ledger = deps.orders.ledger
+
+    async def attempt() -> CallbackResult:
+        revived_holds: list[tuple[str, str]] = []
+        try:
+            async with db.write() as session:
+                result = await _apply(session, deps, verified, revived_holds)
+                if request is not None:
+                    _audit(
+                        session,
+                        channel=verified.channel.value,
+                        request=request,
+                        verdict=result.verdict,
+                        reason=result.reason,
+                        payment_no=verified.payment_no,
+                        outcome=verified.outcome.value,
+                        amount_minor=verified.amount_minor,
+                        remote_ip=remote_ip,
+                    )
+            return result
+        except BaseException:
+            for session_id, hold_id in revived_holds:
+                await asyncio.shield(inventory.give_back(ledger, session_id, hold_id))
+            raise
+
+    result = await retrying(attempt, what=f"apply payment {verified.payment_no}")
     confirm: Order | None = None
     revived: Order | None = None
-    async with db.write() as session:
-        result = await _apply(session, deps, verified)
-        if request is not None:
-            _audit(
-                session,
-                channel=verified.channel.value,
-                request=request,
-                verdict=result.verdict,
-                reason=result.reason,
-                payment_no=verified.payment_no,
-                outcome=verified.outcome.value,
-                amount_minor=verified.amount_minor,
-                remote_ip=remote_ip,
-            )
-        paid = result.order is not None and result.order.status == OrderStatus.PAID
-        if result.verdict is CallbackVerdict.APPLIED and paid:
-            confirm = result.order
-            revived = result.order if result.reason == "REVIVED" else None
+    paid = result.order is not None and result.order.status == OrderStatus.PAID
+    if result.verdict is CallbackVerdict.APPLIED and paid:
+        confirm = result.order
+        revived = result.order if result.reason == "REVIVED" else None
     if result.verdict is CallbackVerdict.REJECTED and request is None:
         return result
     if confirm is not None:
@@ -236,7 +255,12 @@ async def apply_verified(
     return result
 
 
-async def _apply(session: AsyncSession, deps: PaymentDeps, cb: VerifiedCallback) -> CallbackResult:
+async def _apply(
+    session: AsyncSession,
+    deps: PaymentDeps,
+    cb: VerifiedCallback,
+    revived_holds: list[tuple[str, str]],
+) -> CallbackResult:
     payment = (
         await session.exec(
             select(Payment).where(Payment.payment_no == cb.payment_no).with_for_update()
@@ -276,7 +300,7 @@ async def _apply(session: AsyncSession, deps: PaymentDeps, cb: VerifiedCallback)
         await mark_paid(session, order, payment, now)
         return CallbackResult(CallbackVerdict.APPLIED, None, order)
     ended = order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED)
-    if ended and await _revive(session, deps, order, now):
+    if ended and await _revive(session, deps, order, now, revived_holds):
         await mark_paid(session, order, payment, now)
         return CallbackResult(CallbackVerdict.APPLIED, "REVIVED", order)
     payment.status = PaymentStatus.REFUND_PENDING
@@ -321,8 +345,21 @@ async def mark_paid(session: AsyncSession, order: Order, payment: Payment, now: 
     )
 
 
-async def _revive(session: AsyncSession, deps: PaymentDeps, order: Order, now: datetime) -> bool:
-    """Take the order's units again, in the ledger and the database, if they are still free."""
+async def _revive(
+    session: AsyncSession,
+    deps: PaymentDeps,
+    order: Order,
+    now: datetime,
+    revived_holds: list[tuple[str, str]],
+) -> bool:
+    """Take the order's units again, in the ledger and the database, if they are still free.
+
+    The order's old ledger hold is released first: the order ended, so it is due to go, but
+    the process that ended the order may not have released it yet (it does so after its
+    commit) or may have failed to (the ledger failed just then), and it must not pin the
+    order's own seats. The new hold gets a new id, stored on the order, so that a release of
+    the old one arriving late cannot free it. It is noted in ``revived_holds`` (given back if
+    the transaction fails)."""
     items = [i for i in await items_of(session, order.id) if i.status == ItemStatus.RELEASED]
     if not items:
         return False
@@ -333,8 +370,9 @@ async def _revive(session: AsyncSession, deps: PaymentDeps, order: Order, now: d
     ledger = deps.orders.ledger
     if not seat_ids and len(units) != 1:
         return False
+    await inventory.give_back(ledger, order.session_id, order.hold_id)
     request = HoldRequest(
-        hold_id=order.hold_id,
+        hold_id=new_id(),
         user_id=order.user_id or f"order:{order.id}",
         ttl_ms=REVIVE_HOLD_TTL_MS,
         seat_ids=seat_ids,
@@ -351,6 +389,7 @@ async def _revive(session: AsyncSession, deps: PaymentDeps, order: Order, now: d
         )
     except BoxofficeError:
         return False
+    revived_holds.append((order.session_id, request.hold_id))
     try:
         async with session.begin_nested():
             for retake in REVIVE_HOOKS:
@@ -360,13 +399,16 @@ async def _revive(session: AsyncSession, deps: PaymentDeps, order: Order, now: d
             for item in items:
                 item.live, item.status = True, ItemStatus.ACTIVE
                 session.add(item)
+            order.hold_id = request.hold_id
+            session.add(order)
             await session.flush()
     except (BoxofficeError, IntegrityError):
-        await ledger.release(order.session_id, order.hold_id, now_ms=ms(now))
+        await inventory.give_back(ledger, order.session_id, request.hold_id)
+        revived_holds.remove((order.session_id, request.hold_id))
         return False
     await ledger.mark_pending(
         order.session_id,
-        order.hold_id,
+        request.hold_id,
         request.user_id,
         until_ms=ms(now + inventory.PENDING_GRACE),
         now_ms=ms(now),

@@ -4,15 +4,31 @@ A JWT cannot be recalled, so every request checks two markers in one round trip:
 (frozen, or "tokens of a version below N are dead") and one per sign-in session (logged out, or a
 refresh token was reused). Markers live as long as an access token can, then vanish: past that
 no token they would stop can still be valid.
+
+The store can lose its markers (Redis flushed or restarted empty; an embedded process
+restarted), which would bring a frozen user's or an ended sign-in's access tokens back to
+life until they expire. So the store also keeps an epoch — when it started remembering —
+read in the same round trip and set again when it is missing. A token issued before the
+epoch may predate lost markers: it is checked against the database instead (the user's
+status and token version, and whether its refresh-token family was revoked). That lasts at
+most one access-token lifetime after a loss; later tokens are all younger than the epoch.
 """
 
 from __future__ import annotations
 
+import time
+
+from sqlmodel import col, select
+
 from boxoffice.backends.codes import CodeStore
+from boxoffice.db import Database
 from boxoffice.errors import AccountFrozen, Unauthenticated
+from boxoffice.models.identity import RefreshToken, User, UserStatus
 from boxoffice.services.access_tokens import AccessClaims
 
 FROZEN = "frozen"
+EPOCH_KEY = "rv:epoch"
+EPOCH_TTL_SECONDS = 365 * 24 * 3600
 
 
 def _user_key(user_id: str) -> str:
@@ -34,15 +50,46 @@ async def revoke_session(codes: CodeStore, session_id: str, *, ttl_seconds: floa
     await codes.put(_session_key(session_id), "1", ttl_seconds=ttl_seconds)
 
 
-async def check(codes: CodeStore, claims: AccessClaims) -> None:
-    keys = [_user_key(claims.user_id)]
+async def check(codes: CodeStore, claims: AccessClaims, *, db: Database | None = None) -> None:
+    """Raise ``AccountFrozen`` or ``Unauthenticated`` (TOKEN_REVOKED) for a revoked token.
+    With ``db``, a token older than the store's memory is checked in the database too."""
+    keys = [EPOCH_KEY, _user_key(claims.user_id)]
     if claims.session_id:
         keys.append(_session_key(claims.session_id))
-    markers = await codes.get_many(keys)
-    user_marker = markers[0]
+    epoch, user_marker, *session_marker = await codes.get_many(keys)
     if user_marker == FROZEN:
         raise AccountFrozen()
     if user_marker is not None and claims.version < int(user_marker):
         raise Unauthenticated("This sign-in was revoked.", reason="TOKEN_REVOKED")
-    if len(markers) > 1 and markers[1] is not None:
+    if session_marker and session_marker[0] is not None:
+        raise Unauthenticated("This sign-in was ended.", reason="TOKEN_REVOKED")
+    if epoch is None:
+        now = str(int(time.time()))
+        if not await codes.put_if_absent(EPOCH_KEY, now, ttl_seconds=EPOCH_TTL_SECONDS):
+            now = await codes.get(EPOCH_KEY) or now
+        epoch = now
+    if db is not None and claims.issued_at <= int(epoch):
+        await _check_in_database(db, claims)
+
+
+async def _check_in_database(db: Database, claims: AccessClaims) -> None:
+    async with db.read() as session:
+        user = await session.get(User, claims.user_id)
+        ended = None
+        if claims.session_id:
+            ended = (
+                await session.exec(
+                    select(RefreshToken.id)
+                    .where(
+                        RefreshToken.family_id == claims.session_id,
+                        col(RefreshToken.revoked_at).is_not(None),
+                    )
+                    .limit(1)
+                )
+            ).first()
+    if user is None or user.status == UserStatus.DELETED:
+        raise Unauthenticated("This sign-in was revoked.", reason="TOKEN_REVOKED")
+    if user.status == UserStatus.FROZEN:
+        raise AccountFrozen()
+    if claims.version < user.token_version or ended is not None:
         raise Unauthenticated("This sign-in was ended.", reason="TOKEN_REVOKED")

@@ -14,6 +14,7 @@ from datetime import timedelta
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from boxoffice import pii
 from boxoffice.backends.codes import CodeStore
 from boxoffice.backends.rate_limits import RateLimiter
 from boxoffice.clock import utcnow
@@ -180,7 +181,11 @@ async def login(
             "Too many failed sign-ins; try again later.", retry_after=FAILED_LOGINS_PER_ACCOUNT[1]
         )
     async with db.read() as session:
-        query = select(User).where(User.email == account if email else User.phone == account)
+        query = select(User).where(
+            col(User.email_hash) == pii.email_hash(account)
+            if email
+            else col(User.phone_hash) == pii.phone_hash(account)
+        )
         user = (await session.exec(query)).first()
     if password is not None:
         ok = await kit.hasher.verify(user.password_hash if user else None, password)
@@ -228,7 +233,8 @@ async def login_with_wechat(
         bound = (
             await session.exec(
                 select(WechatAccount).where(
-                    WechatAccount.app_id == identity.app_id, WechatAccount.openid == identity.openid
+                    WechatAccount.app_id == identity.app_id,
+                    WechatAccount.openid_hash == pii.openid_hash(identity.app_id, identity.openid),
                 )
             )
         ).first()

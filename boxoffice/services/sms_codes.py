@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from sqlmodel import col, select
 
+from boxoffice import pii
 from boxoffice.backends.codes import CodeStore
 from boxoffice.backends.rate_limits import RateLimiter
 from boxoffice.db import Database
@@ -65,7 +66,11 @@ async def send_code(
                 "Too many codes for this number; wait.", retry_after=decision.retry_after
             )
     async with db.read() as session:
-        known = (await session.exec(select(col(User.id)).where(User.phone == phone))).first()
+        known = (
+            await session.exec(
+                select(col(User.id)).where(col(User.phone_hash) == pii.phone_hash(phone))
+            )
+        ).first()
     if purpose is SmsPurpose.REGISTER and known:
         raise AlreadyExists("This phone number is already registered.", field="phone")
     if purpose is not SmsPurpose.REGISTER and not known:

@@ -173,7 +173,9 @@ def issuance_consumer() -> Consumer:
     """The outbox consumer that turns ``order.paid`` into tickets."""
 
     async def handle(rt: Runtime, event: OutboxEvent) -> None:
-        async with rt.db.write() as session:
-            await issue_for_order(session, rt.ticket_keys, event.aggregate_id)
+        async def issue(session: AsyncSession) -> list[Ticket]:
+            return await issue_for_order(session, rt.ticket_keys, event.aggregate_id)
+
+        await rt.db.write_retrying(issue, what=f"issue tickets of {event.aggregate_id}")
 
     return Consumer(CONSUMER_NAME, handle, topics=frozenset({"order.paid"}))
