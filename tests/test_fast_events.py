@@ -25,6 +25,7 @@ TICKETS = [
         estimated_wait_seconds=3,
         queue_token=None,
         expires_at=None,
+        as_of=datetime(2026, 11, 25, 9, 59, tzinfo=UTC),
     ),
     QueueTicket(
         event_id="e1",  # type: ignore[arg-type]
@@ -34,6 +35,7 @@ TICKETS = [
         estimated_wait_seconds=None,
         queue_token="tok",
         expires_at=datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
+        as_of=None,
     ),
 ]
 
@@ -101,6 +103,7 @@ def test_a_null_where_the_schema_says_non_null_falls_back():
         estimated_wait_seconds=None,
         queue_token=None,
         expires_at=None,
+        as_of=None,
     )
     with pytest.raises(fast_events._Fallback):
         compiled(broken)
