@@ -48,7 +48,7 @@ def claims_for(user_id: str, **changes: Any) -> dict[str, Any]:
         "exp": now + 600,
         "jti": "jti-1",
         "sid": "sid-1",
-        "ver": 0,
+        "ver": 1,  # a new user's token version
         "roles": ["OPERATOR"],  # an attacker always asks for the most
         "ten": {},
     }
@@ -137,7 +137,9 @@ async def test_the_forgery_harness_makes_accepted_tokens_when_nothing_is_wrong(
 ):
     # a control: the same claims, correctly signed, are accepted (so refusals above are real)
     user = await make_user(rt, "control@example.com")
-    result = await gql(client, "{ me { id } }", token=hs256(claims_for(user.id)))
+    result = await gql(
+        client, "{ me { id } }", token=hs256(claims_for(user.id, ver=user.token_version))
+    )
     assert result.data["me"]["id"] == user.id
 
 

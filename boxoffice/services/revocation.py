@@ -87,7 +87,9 @@ async def _check_in_database(db: Database, claims: AccessClaims) -> None:
                     .limit(1)
                 )
             ).first()
-    if user is None or user.status == UserStatus.DELETED:
+    if user is None:  # the same answer live_users gives, whichever check meets it first
+        raise Unauthenticated("The access token is not valid.", reason="USER_UNKNOWN")
+    if user.status == UserStatus.DELETED:
         raise Unauthenticated("This sign-in was revoked.", reason="TOKEN_REVOKED")
     if user.status == UserStatus.FROZEN:
         raise AccountFrozen()
