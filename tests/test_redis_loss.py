@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import event
 from sqlmodel import col, select
 
 from boxoffice.app import create_app
@@ -303,6 +304,37 @@ async def test_revoked_sign_ins_stay_revoked_when_the_store_forgets(
     assert (await gql(client, ME, token=cold["accessToken"])).code == "ACCOUNT_FROZEN"
     assert (await gql(client, ME, token=left["accessToken"])).code == "UNAUTHENTICATED"
     assert (await gql(client, ME, token=kept["accessToken"])).data["me"]["email"]
+
+
+async def test_after_a_loss_a_sign_in_is_checked_in_the_database_once_and_can_still_be_ended(
+    client: httpx.AsyncClient, rt: Runtime
+):
+    # given a signed-in customer whose token predates the store's loss
+    await make_user(rt, "once@example.com")
+    signed_in = await login(client, "once@example.com")
+    await lose_short_lived_state(rt)
+    engine = rt.db.read_engine.sync_engine
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        # when the token is used three times
+        for _ in range(3):
+            assert (await gql(client, ME, token=signed_in["accessToken"])).data["me"]["email"]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # then the database was asked about its refresh-token family once, not per request
+    assert sum("refresh_tokens" in s for s in statements) == 1, statements
+    # and ending the sign-in afterwards still refuses the token at once
+    await gql(
+        client,
+        "mutation($t: String!) { logout(refreshToken: $t) }",
+        {"t": signed_in["refreshToken"]},
+    )
+    assert (await gql(client, ME, token=signed_in["accessToken"])).code == "UNAUTHENTICATED"
 
 
 @pytest.mark.parametrize("backend", ["pg_redis"])

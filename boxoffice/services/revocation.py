@@ -12,6 +12,10 @@ read in the same round trip and set again when it is missing. A token issued bef
 epoch may predate lost markers: it is checked against the database instead (the user's
 status and token version, and whether its refresh-token family was revoked). That lasts at
 most one access-token lifetime after a loss; later tokens are all younger than the epoch.
+A token that passed the database check leaves a "checked" marker (per user, sign-in and token
+version, living as long as the token), read in the same round trip, so the database is asked
+once per sign-in rather than on every request. Revocation markers are read first and win over
+it: a logout, freeze or version bump after the check still refuses the token at once.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ def _session_key(session_id: str) -> str:
     return f"rv:s:{session_id}"
 
 
+def _checked_key(claims: AccessClaims) -> str:
+    return f"rv:ok:{claims.user_id}:{claims.session_id or ''}:{claims.version}"
+
+
 async def revoke_user(
     codes: CodeStore, user_id: str, *, frozen: bool, version: int, ttl_seconds: float
 ) -> None:
@@ -53,10 +61,10 @@ async def revoke_session(codes: CodeStore, session_id: str, *, ttl_seconds: floa
 async def check(codes: CodeStore, claims: AccessClaims, *, db: Database | None = None) -> None:
     """Raise ``AccountFrozen`` or ``Unauthenticated`` (TOKEN_REVOKED) for a revoked token.
     With ``db``, a token older than the store's memory is checked in the database too."""
-    keys = [EPOCH_KEY, _user_key(claims.user_id)]
+    keys = [EPOCH_KEY, _checked_key(claims), _user_key(claims.user_id)]
     if claims.session_id:
         keys.append(_session_key(claims.session_id))
-    epoch, user_marker, *session_marker = await codes.get_many(keys)
+    epoch, checked, user_marker, *session_marker = await codes.get_many(keys)
     if user_marker == FROZEN:
         raise AccountFrozen()
     if user_marker is not None and claims.version < int(user_marker):
@@ -68,8 +76,11 @@ async def check(codes: CodeStore, claims: AccessClaims, *, db: Database | None =
         if not await codes.put_if_absent(EPOCH_KEY, now, ttl_seconds=EPOCH_TTL_SECONDS):
             now = await codes.get(EPOCH_KEY) or now
         epoch = now
-    if db is not None and claims.issued_at <= int(epoch):
+    if db is not None and claims.issued_at <= int(epoch) and checked is None:
         await _check_in_database(db, claims)
+        remaining = claims.expires_at - time.time()
+        if remaining > 0:
+            await codes.put(_checked_key(claims), "1", ttl_seconds=remaining)
 
 
 async def _check_in_database(db: Database, claims: AccessClaims) -> None:
