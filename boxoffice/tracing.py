@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from boxoffice.backends import fast_redis
 from boxoffice.config import Settings
 from boxoffice.db import Database
 from boxoffice.errors import ConfigurationError
@@ -53,6 +54,7 @@ def configure_tracing(settings: Settings, db: Database, *, exporter: Any = None)
             )
         trace.set_tracer_provider(provider)
         RedisInstrumentor().instrument(tracer_provider=provider)
+        fast_redis.trace_commands(provider)
         _configured = provider
     _trace_engines(db, _configured)
     return _configured

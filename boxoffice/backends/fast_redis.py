@@ -143,6 +143,19 @@ class _Protocol(asyncio.Protocol):
             self._transport.abort()
 
 
+_tracer: Any = None  # set by trace_commands() when tracing is on; None costs one check
+_client_kind: Any = None
+
+
+def trace_commands(provider: Any) -> None:
+    """Give every command a CLIENT span (what RedisInstrumentor does for redis-py)."""
+    global _tracer, _client_kind
+    from opentelemetry.trace import SpanKind, get_tracer
+
+    _tracer = get_tracer("boxoffice.redis", tracer_provider=provider)
+    _client_kind = SpanKind.CLIENT
+
+
 class FastRedis:
     """See the module docstring. ``url`` as for redis-py (redis://, rediss://, unix://)."""
 
@@ -155,10 +168,22 @@ class FastRedis:
         self._failed_at = 0.0
 
     async def execute_command(self, *args: Arg) -> Any:
+        if _tracer is not None:
+            return await self._traced(args)
         protocol = self._protocol
         if protocol is None or protocol.closed:
             protocol = await self._connect()
         return await protocol.send(_encode(args))
+
+    async def _traced(self, args: tuple[Arg, ...]) -> Any:
+        name = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
+        with _tracer.start_as_current_span(
+            name, kind=_client_kind, attributes={"db.system": "redis"}
+        ):
+            protocol = self._protocol
+            if protocol is None or protocol.closed:
+                protocol = await self._connect()
+            return await protocol.send(_encode(args))
 
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         return list(await self.execute_command("MGET", *keys))

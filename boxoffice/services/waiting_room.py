@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -61,8 +61,9 @@ class QueueTicket:
     queue_token: str | None = None
     expires_at: datetime | None = None
     # when the line was as this ticket says (epoch seconds): the admission tick it reflects,
-    # or the read it came from; 0 when unknown
-    as_of: float = 0.0
+    # or the read it came from; 0 when unknown. Not part of equality: the same place read twice
+    # is the same ticket
+    as_of: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
