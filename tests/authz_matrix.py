@@ -14,6 +14,7 @@ caller's own. Cells:
     UNAUTH  UNAUTHENTICATED        DENY  FORBIDDEN (a role that may never do it)
     GONE    NOT_FOUND (another tenant's object, exactly as if it did not exist)
     NO_HOLD HOLD_NOT_FOUND
+    BAD_PW  INVALID_CREDENTIALS (the call reached the password check)
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ ALLOW = "ALLOW"
 NULL = "NULL"
 HIDDEN = "HIDDEN"
 
-OK, UNAUTH, DENY, GONE, NO_HOLD = (
+OK, UNAUTH, DENY, GONE, NO_HOLD, BAD_PW = (
     ALLOW,
     "UNAUTHENTICATED",
     "FORBIDDEN",
     "NOT_FOUND",
     "HOLD_NOT_FOUND",
+    "INVALID_CREDENTIALS",
 )
 
 # fmt: off
@@ -42,6 +44,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "changePassword":       (OK,      OK,      OK,      OK,      OK,      OK,      OK,      UNAUTH),
     "resetPassword":        (OK,      OK,      OK,      OK,      OK,      OK,      OK,      OK),  # public: the SMS code decides
     "updateProfile":        (OK,      OK,      OK,      OK,      OK,      OK,      OK,      UNAUTH),
+    "deleteMyAccount":      (BAD_PW,  BAD_PW,  BAD_PW,  BAD_PW,  BAD_PW,  BAD_PW,  BAD_PW,  UNAUTH),  # the caller's own only; a wrong password keeps the callers
     "createUser":           (DENY,    DENY,    DENY,    DENY,    DENY,    DENY,    OK,      UNAUTH),
     "freezeUser":           (DENY,    DENY,    DENY,    DENY,    DENY,    DENY,    OK,      UNAUTH),
     "unfreezeUser":         (DENY,    DENY,    DENY,    DENY,    DENY,    DENY,    OK,      UNAUTH),
@@ -81,6 +84,14 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "createOrder":          (OK,      OK,      OK,      OK,      OK,      OK,      OK,      UNAUTH),
     "cancelOrder":          (GONE,    OK,      GONE,    GONE,    GONE,    GONE,    OK,      UNAUTH),  # the buyer, the tenant's organizers, operators
     "startPayment":         (GONE,    GONE,    GONE,    GONE,    GONE,    GONE,    GONE,    UNAUTH),  # only the buyer pays
+    "requestRefund":        (GONE,    OK,      GONE,    GONE,    GONE,    GONE,    OK,      UNAUTH),  # the buyer, or the tenant's organizers on their behalf
+    "reviewRefund":         (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),
+    "retryRefund":          (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),
+    "setRefundPolicy":      (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),  # the tenant's rules
+    "setEventRefundPolicy": (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),  # an event's own rules
+    "joinWaitlist":         (OK,      OK,      OK,      OK,      OK,      OK,      OK,      UNAUTH),
+    "leaveWaitlist":        (GONE,    GONE,    GONE,    GONE,    GONE,    GONE,    GONE,    UNAUTH),  # a place in line is its holder's alone
+    "setWaitlistPriority":  (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),
     "createCoupon":         (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),
     "pauseCoupon":          (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),
     "resumeCoupon":         (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),
@@ -134,5 +145,12 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "webhookDeliveries":    (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),
     "changes":              (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),
     "deadLetters":          (DENY,    DENY,    DENY,    DENY,    DENY,    DENY,    OK,      UNAUTH),
+    "refund":               (NULL,    OK,      NULL,    NULL,    NULL,    NULL,    OK,      UNAUTH),  # the victim's: the buyer, the tenant's organizers, operators
+    "refunds":              (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),
+    "refundQuote":          (GONE,    OK,      GONE,    GONE,    GONE,    GONE,    OK,      UNAUTH),  # as requestRefund
+    "refundPolicy":         (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),  # a tenant's own rules: its organizers
+    "eventRefundPolicy":    (OK,      OK,      OK,      OK,      OK,      OK,      OK,      OK),  # a published event's rules: anyone, before buying
+    "eventRefundProgress":  (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),
+    "waitlist":             (DENY,    OK,      GONE,    DENY,    DENY,    DENY,    OK,      UNAUTH),
 }
 # fmt: on

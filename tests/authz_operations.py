@@ -19,15 +19,18 @@ import httpx
 from boxoffice.clock import utcnow
 from boxoffice.ids import new_id
 from boxoffice.models.identity import Role, Tenant, User
+from boxoffice.models.orders import Order
 from boxoffice.models.outbox import DeliveryStatus, OutboxDelivery, OutboxEvent
+from boxoffice.models.refunds import Refund, RefundStatus
 from boxoffice.models.tickets import Ticket
 from boxoffice.models.webhooks import WebhookDelivery
 from boxoffice.runtime import Runtime
 from boxoffice.services import sms_codes
 from tests.catalog_factories import make_event
-from tests.helpers import gql, make_tenant, make_user, token_for
-from tests.order_factories import OnSale, hold_for, on_sale, order_for
+from tests.helpers import gql, make_tenant, make_user, token_for, viewer_for
+from tests.order_factories import OnSale, hold_for, on_sale, order_for, paid_order
 from tests.queue_factories import QueueSale, queue_sale
+from tests.refund_factories import flaky_refunds, join, request, review
 from tests.ticket_factories import ticketed_order
 
 ROLES = (
@@ -226,6 +229,13 @@ async def _reset_password(w: World, me: Caller) -> dict[str, Any]:
 @call("updateProfile", 'mutation { updateProfile(input: {nickname: "n"}) { id } }')
 async def _profile(w: World, me: Caller) -> dict[str, Any]:
     return {}
+
+
+@call("deleteMyAccount", "mutation($p: String!) { deleteMyAccount(password: $p) }")
+async def _delete_me(w: World, me: Caller) -> dict[str, Any]:
+    """Only ever the caller's own account (no argument names another); a wrong password, so
+    the callers live on: every signed-in role gets as far as the password check."""
+    return {"p": "not-the-password-1"}
 
 
 @call("createUser", "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }")
@@ -540,6 +550,101 @@ async def _start_payment(w: World, me: Caller) -> dict[str, Any]:
     return {"o": await pending_order(w, await w.stranger())}
 
 
+# --- refunds and the waitlist -----------------------------------------------------------------
+
+
+async def paid_order_of(w: World, owner: User) -> Order:
+    """A paid order of one general-admission unit of T1."""
+    return await paid_order(w.rt, owner, w.sale.session, tier_id=w.sale.ga.id, quantity=1)
+
+
+async def pending_refund(w: World, owner: User | None = None) -> Refund:
+    """A customer's paid order of T1 and the refund they asked for (PENDING)."""
+    owner = owner or await w.stranger()
+    return await request(w.rt, owner, await paid_order_of(w, owner))
+
+
+async def failed_refund(w: World) -> str:
+    """An approved refund the provider refused (FAILED): what retryRefund is for."""
+    refund = await pending_refund(w)
+    assert w.operator.user is not None
+    staff = await viewer_for(w.rt, w.operator.user)
+    with flaky_refunds(w.rt) as flaky:
+        flaky.failing = "SYSTEMERROR"
+        failed = await review(w.rt, staff, refund)
+    assert failed.status is RefundStatus.FAILED
+    return failed.id
+
+
+@call(
+    "requestRefund",
+    'mutation($o: ID!) { requestRefund(orderId: $o, reason: "r") { id } }',
+)
+async def _request_refund(w: World, me: Caller) -> dict[str, Any]:
+    """Someone else's paid order (a refund asked for is one per order: a fresh one each)."""
+    return {"o": (await paid_order_of(w, await w.stranger())).id}
+
+
+@call(
+    "reviewRefund",
+    "mutation($r: ID!) { reviewRefund(refundId: $r, approve: true) { status } }",
+)
+async def _review_refund(w: World, me: Caller) -> dict[str, Any]:
+    return {"r": (await pending_refund(w)).id}
+
+
+@call("retryRefund", "mutation($r: ID!) { retryRefund(refundId: $r) { status } }")
+async def _retry_refund(w: World, me: Caller) -> dict[str, Any]:
+    return {"r": await failed_refund(w)}
+
+
+def _policy_input(**scope: str) -> dict[str, Any]:
+    """The default rules (refunds until 48 hours before, no fee): setting them changes
+    nothing the other calls rely on."""
+    return {**scope, "refundable": True, "deadlineHours": 48, "feeTiers": []}
+
+
+@call(
+    "setRefundPolicy",
+    "mutation($i: SetRefundPolicyInput!) { setRefundPolicy(input: $i) { source } }",
+)
+async def _set_policy(w: World, me: Caller) -> dict[str, Any]:
+    return {"i": _policy_input(tenantId=w.t1.id)}
+
+
+@call(
+    "setEventRefundPolicy",
+    "mutation($i: SetRefundPolicyInput!) { setRefundPolicy(input: $i) { source } }",
+)
+async def _set_event_policy(w: World, me: Caller) -> dict[str, Any]:
+    return {"i": _policy_input(eventId=w.extra["draft_event"])}
+
+
+@call(
+    "joinWaitlist",
+    "mutation($s: ID!, $t: ID!) { joinWaitlist(sessionId: $s, tierId: $t, quantity: 1) "
+    "{ status } }",
+)
+async def _join_waitlist(w: World, me: Caller) -> dict[str, Any]:
+    """The caller's own place on T1's sold-out tier (each role joins it once)."""
+    return {"s": w.sale.session.id, "t": w.extra["sold_out_tier"]}
+
+
+@call("leaveWaitlist", "mutation($e: ID!) { leaveWaitlist(id: $e) }")
+async def _leave_waitlist(w: World, me: Caller) -> dict[str, Any]:
+    """Someone else's place in the line."""
+    entry = await join(w.rt, await w.stranger(), w.sale.session.id, w.extra["sold_out_tier"])
+    return {"e": entry.id}
+
+
+@call(
+    "setWaitlistPriority",
+    "mutation($e: ID!) { setWaitlistPriority(id: $e, priority: 5) { priority } }",
+)
+async def _waitlist_priority(w: World, me: Caller) -> dict[str, Any]:
+    return {"e": w.extra["victim_entry"]}
+
+
 # --- coupons ----------------------------------------------------------------------------------
 
 
@@ -796,6 +901,31 @@ query(
 )
 query("changes", "query($t: ID) { changes(tenantId: $t) { cursor } }", t="t1.id")
 query("deadLetters", "query { deadLetters { totalCount } }")
+query("refund", "query($r: ID!) { refund(id: $r) { id } }", r="victim_refund")
+query(
+    "refunds", "query($t: ID) { refunds(tenantId: $t) { totalCount } }", t="t1.id"
+)  # fmt: skip
+query(
+    "refundQuote",
+    "query($o: ID!) { refundQuote(orderId: $o) { units } }",
+    o="victim_refundable_order",
+)
+query(
+    "refundPolicy", "query($t: ID) { refundPolicy(tenantId: $t) { source } }", t="t1.id"
+)  # fmt: skip
+query(
+    "eventRefundPolicy",
+    "query($e: ID) { refundPolicy(eventId: $e) { source } }",
+    e="sale.event.id",
+)
+query(
+    "eventRefundProgress",
+    "query($e: ID!) { eventRefundProgress(eventId: $e) { total } }",
+    e="cancelled_event",
+)
+query(
+    "waitlist", "query($t: ID!) { waitlist(tierId: $t) { totalCount } }", t="sold_out_tier"
+)  # fmt: skip
 
 
 async def finish_world(w: World) -> None:
@@ -827,6 +957,26 @@ async def finish_world(w: World) -> None:
     kept, _payload = w.next_ticket()
     w.extra["kept_ticket"] = kept.id
     w.extra["delivery"], w.extra["dead_letter_event"] = await _delivery_and_dead_letter(w)
+    await _refunds_and_waitlist(w)
+
+
+async def _refunds_and_waitlist(w: World) -> None:
+    """The victim's pending refund and another paid order of theirs; a cancelled event of T1
+    (its refund run); a tier of T1 sold out, with the victim waiting for it."""
+    w.extra["victim_refund"] = (await pending_refund(w, w.victim)).id
+    w.extra["victim_refundable_order"] = (await paid_order_of(w, w.victim)).id
+    cancelled = await fresh_event(w)
+    await w.admin("mutation($e: ID!) { cancelEvent(id: $e) { id } }", {"e": cancelled})
+    w.extra["cancelled_event"] = cancelled
+    made = await w.admin(
+        "mutation($i: CreateTicketTierInput!) { createTicketTier(input: $i) { id } }",
+        {"i": {"sessionId": w.sale.session.id, "name": f"Last {uid()}", "price": "9.00",
+               "capacity": 1}},
+    )  # fmt: skip
+    tier_id = made["createTicketTier"]["id"]
+    await paid_order(w.rt, await w.stranger(), w.sale.session, tier_id=tier_id, quantity=1)
+    w.extra["sold_out_tier"] = tier_id
+    w.extra["victim_entry"] = (await join(w.rt, w.victim, w.sale.session.id, tier_id)).id
 
 
 async def _outbox_event(w: World) -> OutboxEvent:

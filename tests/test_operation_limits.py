@@ -21,6 +21,10 @@ HOLD = "mutation($i: CreateHoldInput!) { createHold(input: $i) { token } }"
 RELEASE = "mutation($t: String!) { releaseHold(token: $t) }"
 ORDER = "mutation($i: CreateOrderInput!) { createOrder(input: $i) { id } }"
 LOGIN = "mutation($i: LoginInput!) { login(input: $i) { accessToken } }"
+REFUND = "mutation($o: ID!) { requestRefund(orderId: $o) { id } }"
+JOIN_WAITLIST = (
+    "mutation($s: ID!, $t: ID!) { joinWaitlist(sessionId: $s, tierId: $t, quantity: 1) { id } }"
+)
 
 
 async def test_holds_are_limited_per_user_per_session(client: httpx.AsyncClient, rt: Runtime):
@@ -62,6 +66,37 @@ async def test_orders_are_limited_per_user(client: httpx.AsyncClient, rt: Runtim
     # then each is answered on its merits until the limit, then refused
     assert answers[:limit] == ["HOLD_NOT_FOUND"] * limit
     assert answers[limit] == "RATE_LIMITED"
+
+
+@pytest.mark.parametrize(
+    ("operation", "document", "variables"),
+    [
+        ("requestRefund", REFUND, {"o": "01NOSUCHORDER"}),
+        ("joinWaitlist", JOIN_WAITLIST, {"s": "01NOSUCHSESSION", "t": "01NOSUCHTIER"}),
+    ],
+    ids=["requestRefund", "joinWaitlist"],
+)
+async def test_refund_requests_and_waitlist_joins_are_limited_per_user(
+    client: httpx.AsyncClient,
+    rt: Runtime,
+    operation: str,
+    document: str,
+    variables: dict[str, object],
+):
+    # given a customer firing refund requests or waitlist joins (even ones that fail count)
+    fan, other = await make_user(rt, "fan@example.com"), await make_user(rt, "o@example.com")
+    token = await token_for(rt, fan)
+    limit = DEFAULT_LIMITS[operation].limit
+    assert limit < DEFAULT_LIMITS["*"].limit  # tighter than the fence around every mutation
+    answers = [await gql(client, document, variables, token=token) for _ in range(limit + 1)]
+    # then each is answered on its merits until the limit, then refused with when to come back
+    assert [a.code for a in answers[:limit]] == ["NOT_FOUND"] * limit
+    assert answers[limit].code == "RATE_LIMITED"
+    assert 1 <= answers[limit].error["extensions"]["retryAfter"] <= 60
+    # and another customer is still answered on the merits
+    assert (await gql(client, document, variables, token=await token_for(rt, other))).code == (
+        "NOT_FOUND"
+    )
 
 
 @pytest.mark.parametrize("backend", ["embedded"])

@@ -88,7 +88,7 @@ class RefundsQuery:
 
     @strawberry.field(
         description="The refund rules in force for an event (anyone who can see it), or a "
-        "tenant's own (its staff)."
+        "tenant's own (its organizers)."
     )
     async def refund_policy(
         self,

@@ -47,6 +47,8 @@ DEFAULT_LIMITS: Mapping[str, OperationLimit] = {
     "checkIn": OperationLimit(600, 60),  # a busy gate scans fast
     "uploadOfflineScans": OperationLimit(60, 60),
     "availableCoupons": OperationLimit(60, 60),
+    "requestRefund": OperationLimit(10, 60),  # per user, across their orders
+    "joinWaitlist": OperationLimit(20, 60),  # per user, across tiers and sessions
 }
 
 

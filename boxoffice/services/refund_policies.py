@@ -241,7 +241,8 @@ async def get_refund_policy(
     *, db: Database, viewer: Viewer, tenant_id: str | None, event_id: str | None
 ) -> EffectivePolicy:
     """The rules in force: for an event anyone who may see it (buyers read them before
-    buying); a tenant's own for its staff."""
+    buying); a tenant's own for its ORGANIZERs (and OPERATORs): other tenants' staff get
+    NOT_FOUND, everyone else FORBIDDEN."""
     async with db.read() as session:
         if event_id:
             event = await session.get(Event, event_id)
