@@ -54,7 +54,7 @@ from boxoffice.models.orders import (
     OrderStatus,
     SalesChannel,
 )
-from boxoffice.services import inventory, order_states, outbox, validation
+from boxoffice.services import audit, inventory, order_states, outbox, validation
 from boxoffice.services.inventory import PENDING_GRACE, HoldView, ms
 from boxoffice.services.pricing import PricingContext, price_order
 from boxoffice.services.session_rules import SessionRulesCache
@@ -423,11 +423,18 @@ async def items_of(session: AsyncSession, order_id: str) -> list[OrderItem]:
 
 
 async def _end_unpaid(
-    deps: OrderDeps, order_id: str, target: OrderStatus, *, reason: str | None, only_if_due: bool
+    deps: OrderDeps,
+    order_id: str,
+    target: OrderStatus,
+    *,
+    reason: str | None,
+    only_if_due: bool,
+    viewer: Viewer | None = None,
 ) -> Order | None:
     """Move an unpaid order to CANCELLED or EXPIRED and give back everything it held. The
     status change is conditional (``WHERE status = PENDING_PAYMENT``), so a payment arriving
     at the same moment wins or loses cleanly. Returns None if the order was not unpaid.
+    Staff (a ``viewer`` other than the buyer) ending someone's order is audited with it.
 
     The transaction runs again after a deadlock (it locks the order, then its tiers and its
     coupon, while a reviving payment takes them in another order): it changes nothing outside
@@ -471,6 +478,17 @@ async def _end_unpaid(
             tenant_id=order.tenant_id,
             payload={"resource": order_resource(order, items), "userId": order.user_id},
         )
+        if viewer is not None and order.user_id != viewer.user_id:
+            audit.record(
+                session,
+                viewer=viewer,
+                action="order.cancel",
+                target_type="Order",
+                target_id=order.id,
+                tenant_id=order.tenant_id,
+                before={"status": OrderStatus.PENDING_PAYMENT.value},
+                after={"status": order.status.value, "reason": reason},
+            )
         return order, items
 
     ended = await deps.db.write_retrying(end, what=f"end order {order_id}")
@@ -523,12 +541,13 @@ async def get_order(*, db: Database, viewer: Viewer, order_id: str) -> Order:
 async def cancel_order(
     *, deps: OrderDeps, viewer: Viewer, order_id: str, reason: str | None
 ) -> Order:
-    """Cancel an unpaid order. Raises ``ORDER_STATE_INVALID`` for any other state."""
+    """Cancel an unpaid order. Raises ``ORDER_STATE_INVALID`` for any other state. Staff
+    cancelling someone's order is audited (``order.cancel``); the buyer's own is not."""
     order = await get_order(db=deps.db, viewer=viewer, order_id=order_id)
     reason = validation.optional_text(reason, field="reason", max_length=500)
     order_states.check(order.id, order.status, OrderStatus.CANCELLED)
     ended = await _end_unpaid(
-        deps, order.id, OrderStatus.CANCELLED, reason=reason, only_if_due=False
+        deps, order.id, OrderStatus.CANCELLED, reason=reason, only_if_due=False, viewer=viewer
     )
     if ended is None:  # it changed under us (paid or expired a moment ago)
         current = await get_order(db=deps.db, viewer=viewer, order_id=order_id)

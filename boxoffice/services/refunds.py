@@ -233,7 +233,8 @@ async def request_refund(
     reason: str | None,
 ) -> Refund:
     """Ask for tickets of an order back (all of them without ``ticket_ids``): a PENDING refund
-    for the organizer to review; the order becomes REFUNDING.
+    for the organizer to review; the order becomes REFUNDING. Staff asking on the buyer's
+    behalf is audited (``refund.request``).
 
     Raises ``NotFound`` (someone else's order), ``BadUserInput`` (``ticketIds``, ``reason``),
     ``OrderStateInvalid`` with a ``reason`` (see the module docstring)."""
@@ -272,6 +273,16 @@ async def request_refund(
             order.status, order.updated_at = OrderStatus.REFUNDING, now
             session.add(order)
             await emit_refund(session, "refund.requested", refund)
+            if order.user_id != viewer.user_id:  # staff asking on the buyer's behalf
+                audit.record(
+                    session,
+                    viewer=viewer,
+                    action="refund.request",
+                    target_type="Refund",
+                    target_id=refund.id,
+                    tenant_id=refund.tenant_id,
+                    after=audit.snapshot(refund, AUDITED_FIELDS),
+                )
     except IntegrityError as exc:
         raise refused("A refund of this order is already open.", "REFUND_IN_PROGRESS") from exc
     await publish_order(deps.orders.broker, order)

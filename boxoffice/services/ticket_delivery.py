@@ -154,7 +154,8 @@ async def print_tickets(
 
 async def send_tickets(*, deps: TicketDeps, viewer: Viewer, order_id: str) -> bool:
     """E-mail (and post in-app) the order's valid e-tickets to its buyer: the buyer, the
-    tenant's ORGANIZERs, AGENTs and OPERATORs may ask.
+    tenant's ORGANIZERs, AGENTs and OPERATORs may ask (audited as ``tickets.send``; the
+    buyer's own request is not).
 
     Raises ``NotFound`` (field ``orderId``), ``BadUserInput`` (field ``orderId``) with
     ``reason`` NO_TICKETS or NO_RECIPIENT (an order without a buyer account, e.g. sold at
@@ -202,4 +203,14 @@ async def send_tickets(*, deps: TicketDeps, viewer: Viewer, order_id: str) -> bo
                 "requestedBy": user_id,
             },
         )
+        if order.user_id != user_id:  # staff sending on the buyer's behalf
+            audit.record(
+                session,
+                viewer=viewer,
+                action="tickets.send",
+                target_type="Order",
+                target_id=order.id,
+                tenant_id=order.tenant_id,
+                after={"tickets": [t.ticket_sn for t in tickets]},
+            )
     return True
