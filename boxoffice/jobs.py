@@ -26,6 +26,7 @@ from boxoffice.services import event_refunds, orders, payments, sales_stats, wai
 from boxoffice.services.catalog_statuses import refresh_statuses
 from boxoffice.services.coupon_issuing import issue_consumer
 from boxoffice.services.notifications import notification_consumer
+from boxoffice.services.order_completion import complete_due_orders
 from boxoffice.services.outbox import Consumer, dispatch_once, oldest_pending
 from boxoffice.services.queue_admission import AdmissionTicker
 from boxoffice.services.queue_events import QueueCatalog
@@ -128,6 +129,16 @@ async def expire_orders(rt: Runtime) -> int:
     return expired
 
 
+async def complete_orders(rt: Runtime) -> int:
+    """Paid orders whose session ended ``BOXOFFICE_ORDER_COMPLETE_AFTER_DAYS`` ago become
+    COMPLETED."""
+    completed = await complete_due_orders(
+        rt.order_deps, after=timedelta(days=rt.settings.order_complete_after_days)
+    )
+    rt.metrics.count("order", "completed", completed)
+    return completed
+
+
 async def retry_refunds(rt: Runtime) -> int:
     """Try approved refunds that did not go through again (with backoff), return seats a
     dead process left behind, and finish the cancelled events' runs they belong to."""
@@ -207,6 +218,7 @@ JOBS: list[PeriodicJob] = [
     PeriodicJob("expire-holds", 1.0, expire_holds),
     PeriodicJob("expire-orders", 2.0, expire_orders),
     PeriodicJob("query-payments", 60.0, query_payments),
+    PeriodicJob("complete-orders", 300.0, complete_orders),
     PeriodicJob("retry-refunds", 15.0, retry_refunds),
     PeriodicJob("waitlist-offers", 5.0, expire_waitlist_offers),
     PeriodicJob("catalog-statuses", 30, refresh_catalog_statuses),
