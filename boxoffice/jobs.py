@@ -28,7 +28,7 @@ from boxoffice.services.coupon_issuing import issue_consumer
 from boxoffice.services.notifications import notification_consumer
 from boxoffice.services.order_completion import complete_due_orders
 from boxoffice.services.outbox import Consumer, dispatch_once, oldest_pending
-from boxoffice.services.queue_admission import AdmissionTicker
+from boxoffice.services.queue_admission import AdmissionTicker, TickReport
 from boxoffice.services.queue_events import QueueCatalog
 from boxoffice.services.queue_notices import record_admissions
 from boxoffice.services.refund_processing import late_payment_consumer, retry_due_refunds
@@ -193,12 +193,29 @@ def queue_ticker(rt: Runtime) -> tuple[AdmissionTicker, QueueCatalog]:
     return ticker, catalog
 
 
+def measure_queues(rt: Runtime, reports: list[TickReport]) -> None:
+    """``boxoffice_queue_waiting`` and ``boxoffice_queue_admitted_total`` per event ticked;
+    the waiting gauge of an event no longer ticked is dropped."""
+    ticked = {report.event_id for report in reports}
+    for report in reports:
+        rt.metrics.queue_waiting.labels(report.event_id).set(report.waiting)
+        if report.admitted:
+            rt.metrics.queue_admitted.labels(report.event_id).inc(len(report.admitted))
+    gone = rt.extras.get("queue_measured", set()) - ticked
+    for event_id in gone:
+        with contextlib.suppress(KeyError):
+            rt.metrics.queue_waiting.remove(event_id)
+    rt.extras["queue_measured"] = ticked
+
+
 async def admit_queues(rt: Runtime) -> int:
     """One admission tick for every event selling through the waiting room, then a
     ``queue.admitted`` notice for each user it let in; how many were admitted."""
     ticker, catalog = queue_ticker(rt)
     admitted = 0
-    for report in await ticker.tick():
+    reports = await ticker.tick()
+    measure_queues(rt, reports)
+    for report in reports:
         event = catalog.event(report.event_id)
         admitted += len(report.admitted)
         if event is None or not report.admitted:
