@@ -18,8 +18,9 @@ from boxoffice.models.identity import User
 from boxoffice.models.orders import Order, OrderStatus
 from boxoffice.models.outbox import OutboxEvent
 from boxoffice.runtime import Runtime
-from boxoffice.services import orders
+from boxoffice.services import events, orders
 from boxoffice.services.order_completion import COMPLETED_TOPIC, complete_due_orders
+from tests.catalog_factories import OPERATOR
 from tests.helpers import make_tenant, make_user, viewer_for
 from tests.order_factories import OnSale, hold_for, on_sale, order_for, paid_order
 from tests.refund_factories import request
@@ -150,3 +151,17 @@ async def test_orders_complete_in_batches(rt: Runtime):
 
 def test_the_job_is_registered():
     assert "complete-orders" in {job.name for job in JOBS}
+
+
+async def test_orders_of_a_cancelled_event_are_left_to_its_refunds(rt: Runtime):
+    # given a paid order of an event cancelled before its refunds ran, the session long over
+    sale = await on_sale(rt)
+    [buyer] = await _users(rt, 1)
+    order = await paid_order(rt, buyer, sale.session, tier_id=sale.ga.id, quantity=1)
+    await events.cancel_event(
+        db=rt.db, cache=rt.catalog_cache, viewer=OPERATOR, event_id=sale.event.id, reason="rain"
+    )
+    await _ended(rt, sale, days_ago=8)
+    # when the job runs, then the order is not completed (the refund run takes it)
+    assert await complete_orders(rt) == 0
+    assert (await _status(rt, order.id)).status == OrderStatus.PAID
