@@ -73,6 +73,8 @@ class Settings(BaseSettings):
 
     hold_ttl_seconds: int = Field(default=120, ge=5, le=3600)
     order_ttl_seconds: int = Field(default=900, ge=10, le=24 * 3600)
+    # a paid order becomes COMPLETED this many days after its session ended
+    order_complete_after_days: int = Field(default=7, ge=0, le=365)
     queue_admit_per_second: int = Field(default=50, ge=1, le=100_000)
     queue_token_ttl_seconds: int = Field(default=150, ge=10, le=180)
     queue_admission_window_seconds: int = Field(default=600, ge=30, le=24 * 3600)

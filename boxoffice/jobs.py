@@ -26,8 +26,9 @@ from boxoffice.services import event_refunds, orders, payments, sales_stats, wai
 from boxoffice.services.catalog_statuses import refresh_statuses
 from boxoffice.services.coupon_issuing import issue_consumer
 from boxoffice.services.notifications import notification_consumer
+from boxoffice.services.order_completion import complete_due_orders
 from boxoffice.services.outbox import Consumer, dispatch_once, oldest_pending
-from boxoffice.services.queue_admission import AdmissionTicker
+from boxoffice.services.queue_admission import AdmissionTicker, TickReport
 from boxoffice.services.queue_events import QueueCatalog
 from boxoffice.services.queue_notices import record_admissions
 from boxoffice.services.refund_processing import late_payment_consumer, retry_due_refunds
@@ -128,6 +129,16 @@ async def expire_orders(rt: Runtime) -> int:
     return expired
 
 
+async def complete_orders(rt: Runtime) -> int:
+    """Paid orders whose session ended ``BOXOFFICE_ORDER_COMPLETE_AFTER_DAYS`` ago become
+    COMPLETED."""
+    completed = await complete_due_orders(
+        rt.order_deps, after=timedelta(days=rt.settings.order_complete_after_days)
+    )
+    rt.metrics.count("order", "completed", completed)
+    return completed
+
+
 async def retry_refunds(rt: Runtime) -> int:
     """Try approved refunds that did not go through again (with backoff), return seats a
     dead process left behind, and finish the cancelled events' runs they belong to."""
@@ -182,12 +193,29 @@ def queue_ticker(rt: Runtime) -> tuple[AdmissionTicker, QueueCatalog]:
     return ticker, catalog
 
 
+def measure_queues(rt: Runtime, reports: list[TickReport]) -> None:
+    """``boxoffice_queue_waiting`` and ``boxoffice_queue_admitted_total`` per event ticked;
+    the waiting gauge of an event no longer ticked is dropped."""
+    ticked = {report.event_id for report in reports}
+    for report in reports:
+        rt.metrics.queue_waiting.labels(report.event_id).set(report.waiting)
+        if report.admitted:
+            rt.metrics.queue_admitted.labels(report.event_id).inc(len(report.admitted))
+    gone = rt.extras.get("queue_measured", set()) - ticked
+    for event_id in gone:
+        with contextlib.suppress(KeyError):
+            rt.metrics.queue_waiting.remove(event_id)
+    rt.extras["queue_measured"] = ticked
+
+
 async def admit_queues(rt: Runtime) -> int:
     """One admission tick for every event selling through the waiting room, then a
     ``queue.admitted`` notice for each user it let in; how many were admitted."""
     ticker, catalog = queue_ticker(rt)
     admitted = 0
-    for report in await ticker.tick():
+    reports = await ticker.tick()
+    measure_queues(rt, reports)
+    for report in reports:
         event = catalog.event(report.event_id)
         admitted += len(report.admitted)
         if event is None or not report.admitted:
@@ -207,6 +235,7 @@ JOBS: list[PeriodicJob] = [
     PeriodicJob("expire-holds", 1.0, expire_holds),
     PeriodicJob("expire-orders", 2.0, expire_orders),
     PeriodicJob("query-payments", 60.0, query_payments),
+    PeriodicJob("complete-orders", 300.0, complete_orders),
     PeriodicJob("retry-refunds", 15.0, retry_refunds),
     PeriodicJob("waitlist-offers", 5.0, expire_waitlist_offers),
     PeriodicJob("catalog-statuses", 30, refresh_catalog_statuses),

@@ -1,4 +1,5 @@
-"""Database sessions: running a transaction again after a real PostgreSQL deadlock."""
+"""Database sessions: running a transaction again after a real PostgreSQL deadlock or
+serialization failure."""
 
 from __future__ import annotations
 
@@ -106,6 +107,86 @@ async def test_without_a_retry_the_deadlock_reaches_the_caller(rt: Runtime):
     with pytest.raises(DBAPIError) as raised:
         await deadlock(rt, attempts=1)
     assert getattr(raised.value.orig, "sqlstate", None) == "40P01"
+
+
+async def read_name(session: AsyncSession, tenant: Tenant) -> str:
+    result = await session.exec(  # type: ignore[call-overload]
+        text("SELECT name FROM tenants WHERE id = :id"), params={"id": tenant.id}
+    )
+    return str(result.scalar_one())
+
+
+async def serializable(session: AsyncSession) -> None:
+    """Make the session's transaction SERIALIZABLE (it must be its first statement)."""
+    await session.exec(text("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"))  # type: ignore[call-overload]
+
+
+async def lost_update(rt: Runtime, *, attempts: int) -> tuple[list[BaseException | None], str]:
+    """Two SERIALIZABLE transactions read a tenant's name and append to it. The one run by
+    ``write_retrying`` reads first; the rival then reads, writes and commits; the first one's
+    write then cannot be serialized after the rival's (PostgreSQL raises 40001). Returns the
+    retried function's attempts' outcomes (None: committed) and the final name."""
+    tenant = await make_tenant(rt, "T")
+    victim_read, rival_committed = asyncio.Event(), asyncio.Event()
+    outcomes: list[BaseException | None] = []
+
+    async def append_victim(session: AsyncSession) -> str:
+        first = not outcomes
+        outcomes.append(None)
+        try:
+            await serializable(session)
+            name = await read_name(session, tenant)
+            if first:
+                victim_read.set()
+                await asyncio.wait_for(rival_committed.wait(), 10)
+            await rename(session, tenant, name + "+victim")
+            return name
+        except BaseException as exc:
+            outcomes[-1] = exc
+            raise
+
+    async def append_rival() -> None:
+        await asyncio.wait_for(victim_read.wait(), 10)
+        try:
+            async with rt.db.write() as session:
+                await serializable(session)
+                name = await read_name(session, tenant)
+                await rename(session, tenant, name + "+rival")
+        finally:
+            rival_committed.set()
+
+    results = await asyncio.gather(
+        rt.db.write_retrying(append_victim, attempts=attempts),
+        append_rival(),
+        return_exceptions=True,
+    )
+    assert results[1] is None, results
+    if isinstance(results[0], BaseException):
+        raise results[0]
+    async with rt.db.read() as session:
+        return outcomes, await read_name(session, tenant)
+
+
+@on_postgresql
+async def test_a_serialization_failure_runs_again_and_commits(rt: Runtime):
+    # given two SERIALIZABLE read-then-write transactions on the same row, the retried one
+    # reading before the rival commits and writing after
+    # when PostgreSQL refuses its write (could not serialize access)
+    outcomes, name = await lost_update(rt, attempts=3)
+    # then it ran again on the rival's result: no update is lost
+    assert len(outcomes) == 2
+    failure = outcomes[0]
+    assert isinstance(failure, DBAPIError) and is_retryable(failure)
+    assert getattr(failure.orig, "sqlstate", None) == "40001"
+    assert outcomes[1] is None
+    assert name == "T+rival+victim"
+
+
+@on_postgresql
+async def test_without_a_retry_the_serialization_failure_reaches_the_caller(rt: Runtime):
+    with pytest.raises(DBAPIError) as raised:
+        await lost_update(rt, attempts=1)
+    assert getattr(raised.value.orig, "sqlstate", None) == "40001"
 
 
 @on_postgresql

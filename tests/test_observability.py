@@ -3,6 +3,7 @@ Redis when tracing is on."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ from boxoffice.runtime import Runtime, open_runtime
 from tests.conftest import running, settings_for
 from tests.helpers import gql, make_user, token_for
 from tests.order_factories import on_sale
+from tests.queue_factories import customers, queue_sale
 
 
 async def test_domain_counters_and_outbox_lag_are_exported(client: httpx.AsyncClient, rt: Runtime):
@@ -31,6 +33,30 @@ async def test_domain_counters_and_outbox_lag_are_exported(client: httpx.AsyncCl
     assert 'boxoffice_domain_events_total{kind="hold",outcome="ok"} 1.0' in text
     assert 'boxoffice_outbox_lag_seconds{consumer="notifications"}' in text
     assert "boxoffice_subscriptions_active" in text
+
+
+async def test_queue_waiting_and_admitted_are_exported(client: httpx.AsyncClient, rt: Runtime):
+    from boxoffice.jobs import admit_queues
+
+    # given a waiting room letting in two a second, opened by a tick, and five in its line
+    sale = await queue_sale(rt, admit_per_second=2)
+    other = await queue_sale(rt, title="Other Show", tenant=sale.tenant)
+    await admit_queues(rt)
+    for user, _token in await customers(rt, 5):
+        await rt.backends.waiting_room.join(sale.event.id, user.id, now=time.time())
+    # when the admission ticker ticks once more
+    assert await admit_queues(rt) == 2
+    # then /metrics shows, per event, who waits and how many got in
+    text = (await client.get("/metrics")).text
+    assert f'boxoffice_queue_waiting{{event="{sale.event.id}"}} 3.0' in text
+    assert f'boxoffice_queue_admitted_total{{event="{sale.event.id}"}} 2.0' in text
+    assert f'boxoffice_queue_waiting{{event="{other.event.id}"}} 0.0' in text
+    assert f'boxoffice_queue_admitted_total{{event="{other.event.id}"}}' not in text
+    # and the next tick lets two more in
+    assert await admit_queues(rt) == 2
+    text = (await client.get("/metrics")).text
+    assert f'boxoffice_queue_waiting{{event="{sale.event.id}"}} 1.0' in text
+    assert f'boxoffice_queue_admitted_total{{event="{sale.event.id}"}} 4.0' in text
 
 
 @pytest.mark.parametrize("backend", ["pg_redis"])

@@ -56,6 +56,7 @@ class TickReport:
     watermark: int
     expired: int
     at: float = 0.0  # the tick's time: the admitted are admitted until at + the window
+    waiting: int = 0  # entries left waiting (pre-queue included), as of the tick's snapshot
 
 
 class AdmissionTicker:
@@ -118,7 +119,8 @@ class AdmissionTicker:
             event_id, snapshot.state, watermark, schedule.admit_per_second, now
         )
         await self.broker.publish(channels.queue(event_id), message.to_json())
-        return TickReport(event_id, snapshot.state, admitted, watermark, expired, now)
+        waiting = max(0, snapshot.pre_queue + snapshot.waiting - len(admitted))
+        return TickReport(event_id, snapshot.state, admitted, watermark, expired, now, waiting)
 
     async def run_once(self) -> list[TickReport] | None:
         """Take (or renew) the lease and tick; None when another process holds it."""
