@@ -4,7 +4,8 @@ detail read, and want-to-see marks.
 An event is built as a DRAFT (sessions, tiers), then published: UPCOMING until its first sale
 opens, ON_SALE after (``catalog_statuses`` derives the time-driven part on every read).
 Cancelling is final; the refunds of a cancelled event start from ``on_event_cancelled`` hooks,
-run in the cancelling transaction.
+run in the cancelling transaction. Publishing and cancelling write ``event.published`` and
+``event.cancelled`` to the outbox in their own transaction (webhooks, the ``changes`` feed).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +37,7 @@ from boxoffice.models.events import (
 )
 from boxoffice.models.identity import Tenant, TenantStatus
 from boxoffice.models.venues import SeatMap, Venue
-from boxoffice.services import audit, validation
+from boxoffice.services import audit, outbox, validation
 from boxoffice.services.catalog_access import can_see_event, get_for_write, require_tenant_writer
 from boxoffice.services.catalog_cache import CatalogCache, event_key
 from boxoffice.services.catalog_statuses import event_status
@@ -88,6 +91,40 @@ def _names(values: Sequence[str] | None, *, field: str, limit: int, length: int)
     if len(out) > limit:
         raise BadUserInput(f"{field} has at most {limit} entries", field=field)
     return out
+
+
+def event_resource(event: Event) -> dict[str, Any]:
+    """The event as the ``event.*`` outbox payloads (webhooks, ``changes``) show it."""
+
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": event.id,
+        "tenantId": event.tenant_id,
+        "title": event.title,
+        "category": EventCategory(event.category).value,
+        "city": event.city,
+        "venueId": event.venue_id,
+        "status": EventStatus(event.status).value,
+        "startsAt": moment(event.starts_at),
+        "endsAt": moment(event.ends_at),
+        "saleStartsAt": moment(event.sale_starts_at),
+        "publishedAt": moment(event.published_at),
+        "cancelledAt": moment(event.cancelled_at),
+        "cancelReason": event.cancel_reason,
+    }
+
+
+def _emit(session: AsyncSession, topic: str, event: Event) -> None:
+    outbox.emit(
+        session,
+        topic=topic,
+        aggregate_type="Event",
+        aggregate_id=event.id,
+        tenant_id=event.tenant_id,
+        payload={"resource": event_resource(event)},
+    )
 
 
 def require_editable(event: Event, *, field: str = "id") -> None:
@@ -333,6 +370,7 @@ async def publish_event(
         event.status = EventStatus.UPCOMING
         event.status = event_status(event, now)
         session.add(event)
+        _emit(session, "event.published", event)
         audit.record(
             session,
             viewer=viewer,
@@ -373,6 +411,7 @@ async def cancel_event(
             .where(col(EventSession.event_id) == event.id)
             .values(status=SessionStatus.CANCELLED, updated_at=now)
         )
+        _emit(session, "event.cancelled", event)
         for hook in _cancel_hooks:
             await hook(session, event, viewer)
         audit.record(

@@ -51,7 +51,7 @@ from boxoffice.providers.payments import (
     VerifiedCallback,
 )
 from boxoffice.providers.payments.registry import PaymentProviders
-from boxoffice.services import inventory, order_states, outbox
+from boxoffice.services import inventory, order_states, outbox, session_sold_out
 from boxoffice.services.inventory import ms
 from boxoffice.services.orders import (
     REVIVE_HOOKS,
@@ -325,7 +325,8 @@ async def _apply(
 
 async def mark_paid(session: AsyncSession, order: Order, payment: Payment, now: datetime) -> None:
     """PENDING_PAYMENT → PAID inside ``session``'s transaction, with ``order.paid`` in the outbox
-    (the box office uses it too)."""
+    (the box office uses it too), and ``session.sold_out`` when it sold the session's last
+    ticket."""
     order_states.check(order.id, order.status, OrderStatus.PAID)
     order.status = OrderStatus.PAID
     order.paid_at = now
@@ -343,6 +344,7 @@ async def mark_paid(session: AsyncSession, order: Order, payment: Payment, now: 
         tenant_id=order.tenant_id,
         payload={"resource": order_resource(order, items), "userId": order.user_id},
     )
+    await session_sold_out.emit_if_sold_out(session, order, now)
 
 
 async def _revive(
