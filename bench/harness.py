@@ -10,6 +10,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,6 +28,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def client_ip(n: int) -> str:
+    """The ``n``-th simulated user's address (10.0.0.0/8), sent as ``X-Forwarded-For``:
+    uvicorn trusts the loopback proxy (``proxy_headers``), so the server sees each simulated
+    user at its own address and per-IP limits (120 joins a minute) apply per user as they
+    would in production."""
+    if not 0 <= n < 1 << 24:
+        raise ValueError("10.0.0.0/8 has 2**24 addresses")
+    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+
 def wait_ready(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -41,12 +52,17 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
 def server(
     args: list[str], *, port: int, env: dict[str, str] | None = None, ready_path: str = "/healthz"
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``args`` (a server listening on ``port``) until the block ends."""
+    """Run ``args`` (a server listening on ``port``) until the block ends.
+
+    Its stderr goes to a file, never to an unread pipe: a server that logs more than a pipe
+    holds (64 KiB) would block on its next log line, event loop and all. What it logged is
+    summed up on our stderr when it stops."""
+    log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         args,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         cwd=ROOT,
     )
     try:
@@ -58,6 +74,23 @@ def server(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
+        report_log(Path(log.name), f"server :{port}")
+
+
+def report_log(path: Path, name: str, tail: int = 15) -> None:
+    """Print how many lines ``path`` has and its last ``tail`` ones (if any); remove it."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    finally:
+        path.unlink(missing_ok=True)
+    if lines:
+        print(
+            f"--- {name} logged {len(lines)} lines; the last {min(tail, len(lines))}:",
+            file=sys.stderr,
+        )
+        for line in lines[-tail:]:
+            print(f"    {line[:300]}", file=sys.stderr)
 
 
 def boxoffice_server(
