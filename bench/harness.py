@@ -57,7 +57,17 @@ def server(
     Its stderr goes to a file, never to an unread pipe: a server that logs more than a pipe
     holds (64 KiB) would block on its next log line, event loop and all. What it logged is
     summed up on our stderr when it stops."""
-    log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)  # noqa: SIM115
+    with background(args, env=env, name=f"server :{port}") as process:
+        wait_ready(f"http://127.0.0.1:{port}{ready_path}")
+        yield process
+
+
+@contextlib.contextmanager
+def background(
+    args: list[str], *, env: dict[str, str] | None = None, name: str = "process"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` until the block ends; its stderr to a file, summed up when it stops."""
+    log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         args,
         env={**os.environ, **(env or {})},
@@ -66,7 +76,6 @@ def server(
         cwd=ROOT,
     )
     try:
-        wait_ready(f"http://127.0.0.1:{port}{ready_path}")
         yield process
     finally:
         process.terminate()
@@ -74,23 +83,36 @@ def server(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
         log.close()
-        report_log(Path(log.name), f"server :{port}")
+        report_log(Path(log.name), name)
 
 
-def report_log(path: Path, name: str, tail: int = 15) -> None:
-    """Print how many lines ``path`` has and its last ``tail`` ones (if any); remove it."""
+def report_log(path: Path, name: str) -> None:
+    """Sum up what a server logged (one line per distinct message: how many, first and last
+    time, the exception's last line) on our stderr; remove the file."""
     try:
         lines = path.read_text(errors="replace").splitlines()
     finally:
         path.unlink(missing_ok=True)
-    if lines:
-        print(
-            f"--- {name} logged {len(lines)} lines; the last {min(tail, len(lines))}:",
-            file=sys.stderr,
-        )
-        for line in lines[-tail:]:
-            print(f"    {line[:300]}", file=sys.stderr)
+    if not lines:
+        return
+    seen: dict[tuple[str, str], list[str]] = {}  # (level, message) -> [count, first, last, exc]
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = {"msg": line[:200]}
+        if not isinstance(entry, dict):
+            entry = {"msg": line[:200]}
+        key = (str(entry.get("level", "-")), f"{entry.get('logger', '-')}: {entry.get('msg')}")
+        ts = str(entry.get("ts", ""))[11:23]
+        trace = str(entry.get("exc") or "").strip().splitlines()
+        found = seen.setdefault(key, ["0", ts, ts, trace[-1][:200] if trace else ""])
+        found[0], found[2] = str(int(found[0]) + 1), ts
+    print(f"--- {name} logged {len(lines)} lines:", file=sys.stderr)
+    for (level, message), (count, first, last, exc) in seen.items():
+        print(f"    {count} × {level} {message[:160]} ({first}–{last}) {exc}", file=sys.stderr)
 
 
 def boxoffice_server(
@@ -119,6 +141,8 @@ def load(
     headers: dict[str, str] | None = None,
     connections: int = 32,
     seconds: float = 5.0,
+    max_requests: int | None = None,
+    warmup: float | None = None,
 ) -> dict[str, float]:
     """Drive ``url`` from a separate process; return the loadgen's figures."""
     args = [
@@ -132,6 +156,10 @@ def load(
         "--seconds",
         str(seconds),
     ]
+    if max_requests is not None:
+        args += ["--max-requests", str(max_requests)]
+    if warmup is not None:
+        args += ["--warmup", str(warmup)]
     if body is not None:
         args += ["--body", body]
     for name, value in (headers or {}).items():
