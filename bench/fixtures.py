@@ -14,18 +14,21 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
+from sqlalchemy import insert
 
 from bench.harness import free_port
+from boxoffice import pii
 from boxoffice.cli import migrate
 from boxoffice.clock import utcnow
 from boxoffice.config import Settings
-from boxoffice.models.identity import Role
+from boxoffice.ids import new_id
+from boxoffice.models.identity import Role, User, UserStatus
 from boxoffice.runtime import Runtime, open_runtime
-from boxoffice.services import accounts, event_sessions, events, seat_maps, tenants, tiers, venues
+from boxoffice.services import event_sessions, events, revocation, seat_maps, tenants, tiers, venues
 from boxoffice.services.seat_maps import RowSpec, SectionSpec
 from boxoffice.services.viewer import Viewer
 
@@ -107,6 +110,70 @@ def bench_env(database_url: str, redis_url: str | None, data_dir: str) -> dict[s
     return env
 
 
+# a password hash no password matches (not a valid PHC string): bench users never sign in
+UNUSABLE_PASSWORD = "!bench-no-sign-in"
+
+
+async def bulk_customers(rt: Runtime, n: int) -> list[str]:
+    """Insert ``n`` CUSTOMER accounts in one executemany (no password hashing, no audit
+    rows, no service call per user) and return their ids; ``customer_tokens`` mints their
+    access tokens. Each has an e-mail (encrypted, with its lookup hash) like a real account,
+    so notifications have somewhere to go."""
+    now = utcnow()
+    run = secrets.token_hex(3)
+    ids = [new_id() for _ in range(n)]
+    rows: list[dict[str, object]] = []
+    for i, user_id in enumerate(ids):
+        email = f"bench{i}-{run}@example.com"
+        rows.append(
+            {
+                "id": user_id,
+                "email": email,
+                "email_hash": pii.email_hash(email),
+                "password_hash": UNUSABLE_PASSWORD,
+                "nickname": f"bench{i}",
+                "gender": 0,
+                "status": UserStatus.ACTIVE,
+                "roles": [Role.CUSTOMER.value],
+                "token_version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    if rows:
+        async with rt.db.write() as session:
+            connection = await session.connection()
+            # Core executemany: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues")
+            await connection.execute(insert(User.__table__), rows)  # type: ignore[attr-defined]
+    return ids
+
+
+async def customer_tokens(rt: Runtime, user_ids: list[str]) -> list[str]:
+    """An access token per user (as sign-in would issue, one sign-in session each).
+
+    Issued after the revocation store's epoch (``services.revocation``), as on a server that
+    has been up a while: a token older than the epoch is checked against the database on
+    every use (the store may have lost its markers), which a fresh benchmark would otherwise
+    measure instead of the normal path."""
+    codes = rt.backends.codes
+    await codes.put_if_absent(
+        revocation.EPOCH_KEY, str(int(time.time())), ttl_seconds=revocation.EPOCH_TTL_SECONDS
+    )
+    epoch = int(await codes.get(revocation.EPOCH_KEY) or 0)
+    while int(time.time()) <= epoch:  # "iat" counts whole seconds
+        await asyncio.sleep(0.05)
+    return [
+        rt.auth.tokens.issue(
+            user_id=user_id,
+            session_id=f"bench-{user_id}",
+            version=1,
+            roles=[Role.CUSTOMER.value],
+            tenant_roles={},
+        )
+        for user_id in user_ids
+    ]
+
+
 @dataclass
 class OnSale:
     tenant_id: str
@@ -119,9 +186,17 @@ class OnSale:
 
 
 async def build_sale(
-    env: dict[str, str], *, users: int = 1, ga_capacity: int = 1_000_000, seats: int = 0
+    env: dict[str, str],
+    *,
+    users: int = 1,
+    ga_capacity: int = 1_000_000,
+    seats: int = 0,
+    queue_admit_per_second: int | None = None,
+    sale_starts_at: datetime | None = None,
 ) -> OnSale:
-    """A tenant, venue, event and one session on sale now; ``users`` customers with tokens."""
+    """A tenant, venue, event and one session on sale now (or from ``sale_starts_at``);
+    ``users`` customers with tokens (``bulk_customers``). With ``queue_admit_per_second`` the
+    session sells through the waiting room at that rate."""
     for key, value in env.items():
         os.environ[key] = value
     settings = Settings()
@@ -166,8 +241,10 @@ async def build_sale(
             event_id=event.id,
             starts_at=starts,
             ends_at=starts + timedelta(hours=2),
-            sale_starts_at=utcnow() - timedelta(hours=1),
+            sale_starts_at=sale_starts_at or utcnow() - timedelta(hours=1),
             seat_map_id=seat_map.id if seat_map else None,
+            queue_enabled=queue_admit_per_second is not None,
+            queue_admit_per_second=queue_admit_per_second,
         )
         ga = await tiers.create_tier(
             db=rt.db,
@@ -194,25 +271,8 @@ async def build_sale(
         await events.publish_event(
             db=rt.db, cache=rt.catalog_cache, viewer=OPERATOR, event_id=event.id
         )
-        tokens, user_ids = [], []
-        for i in range(users):
-            user = await accounts.create_user(
-                db=rt.db,
-                hasher=rt.auth.hasher,
-                email=f"bench{i}-{secrets.token_hex(3)}@example.com",
-                password="bench-pass-1",
-                role=Role.CUSTOMER,
-            )
-            user_ids.append(user.id)
-            tokens.append(
-                rt.auth.tokens.issue(
-                    user_id=user.id,
-                    session_id="bench",
-                    version=user.token_version,
-                    roles=["CUSTOMER"],
-                    tenant_roles={},
-                )
-            )
+        user_ids = await bulk_customers(rt, users)
+        tokens = await customer_tokens(rt, user_ids)
         return OnSale(
             tenant.id, event.id, session.id, ga.id, seated.id if seated else None, tokens, user_ids
         )

@@ -10,6 +10,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,6 +28,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def client_ip(n: int) -> str:
+    """The ``n``-th simulated user's address (10.0.0.0/8), sent as ``X-Forwarded-For``:
+    uvicorn trusts the loopback proxy (``proxy_headers``), so the server sees each simulated
+    user at its own address and per-IP limits (120 joins a minute) apply per user as they
+    would in production."""
+    if not 0 <= n < 1 << 24:
+        raise ValueError("10.0.0.0/8 has 2**24 addresses")
+    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+
 def wait_ready(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -41,16 +52,30 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
 def server(
     args: list[str], *, port: int, env: dict[str, str] | None = None, ready_path: str = "/healthz"
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``args`` (a server listening on ``port``) until the block ends."""
+    """Run ``args`` (a server listening on ``port``) until the block ends.
+
+    Its stderr goes to a file, never to an unread pipe: a server that logs more than a pipe
+    holds (64 KiB) would block on its next log line, event loop and all. What it logged is
+    summed up on our stderr when it stops."""
+    with background(args, env=env, name=f"server :{port}") as process:
+        wait_ready(f"http://127.0.0.1:{port}{ready_path}")
+        yield process
+
+
+@contextlib.contextmanager
+def background(
+    args: list[str], *, env: dict[str, str] | None = None, name: str = "process"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` until the block ends; its stderr to a file, summed up when it stops."""
+    log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         args,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         cwd=ROOT,
     )
     try:
-        wait_ready(f"http://127.0.0.1:{port}{ready_path}")
         yield process
     finally:
         process.terminate()
@@ -58,6 +83,36 @@ def server(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+        log.close()
+        report_log(Path(log.name), name)
+
+
+def report_log(path: Path, name: str) -> None:
+    """Sum up what a server logged (one line per distinct message: how many, first and last
+    time, the exception's last line) on our stderr; remove the file."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    finally:
+        path.unlink(missing_ok=True)
+    if not lines:
+        return
+    seen: dict[tuple[str, str], list[str]] = {}  # (level, message) -> [count, first, last, exc]
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = {"msg": line[:200]}
+        if not isinstance(entry, dict):
+            entry = {"msg": line[:200]}
+        key = (str(entry.get("level", "-")), f"{entry.get('logger', '-')}: {entry.get('msg')}")
+        ts = str(entry.get("ts", ""))[11:23]
+        trace = str(entry.get("exc") or "").strip().splitlines()
+        found = seen.setdefault(key, ["0", ts, ts, trace[-1][:200] if trace else ""])
+        found[0], found[2] = str(int(found[0]) + 1), ts
+    print(f"--- {name} logged {len(lines)} lines:", file=sys.stderr)
+    for (level, message), (count, first, last, exc) in seen.items():
+        print(f"    {count} × {level} {message[:160]} ({first}–{last}) {exc}", file=sys.stderr)
 
 
 def boxoffice_server(
@@ -86,6 +141,8 @@ def load(
     headers: dict[str, str] | None = None,
     connections: int = 32,
     seconds: float = 5.0,
+    max_requests: int | None = None,
+    warmup: float | None = None,
 ) -> dict[str, float]:
     """Drive ``url`` from a separate process; return the loadgen's figures."""
     args = [
@@ -99,6 +156,10 @@ def load(
         "--seconds",
         str(seconds),
     ]
+    if max_requests is not None:
+        args += ["--max-requests", str(max_requests)]
+    if warmup is not None:
+        args += ["--warmup", str(warmup)]
     if body is not None:
         args += ["--body", body]
     for name, value in (headers or {}).items():

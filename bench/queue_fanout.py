@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -35,10 +36,10 @@ from pathlib import Path
 
 import orjson
 
+from bench.fixtures import bulk_customers, customer_tokens
 from bench.harness import ROOT, boxoffice_server, free_port, record
 from boxoffice.clock import utcnow
 from boxoffice.config import Settings
-from boxoffice.ids import new_id
 from boxoffice.jobs import queue_ticker
 from boxoffice.models.identity import Role, Tenant
 from boxoffice.runtime import Runtime, open_runtime
@@ -141,7 +142,7 @@ async def seed(rt: Runtime, rate: int) -> str:
 
 @contextlib.asynccontextmanager
 async def loaders(
-    url: str, event_id: str, token_files: list[Path], drop: int, seconds: float
+    url: str, event_id: str, token_files: list[Path], drop: int, seconds: float, share: int
 ) -> AsyncIterator[list[asyncio.subprocess.Process]]:
     processes = [
         await asyncio.create_subprocess_exec(
@@ -158,11 +159,13 @@ async def loaders(
             str(drop),
             "--seconds",
             str(seconds),
+            "--first",
+            str(n * share),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             limit=1 << 26,  # the result is one long JSON line
         )
-        for path in token_files
+        for n, path in enumerate(token_files)
     ]
     try:
         yield processes
@@ -210,19 +213,11 @@ async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], rt: 
     for i in range(args.rate * (args.ticks + 1)):  # those admitted while the subscribers watch
         await room.join(event_id, f"ahead-{i:06d}", now=time.time())
     progress(f"event {event_id} seeded, {args.rate * (args.ticks + 1)} ahead in line")
-    watchers = [new_id() for _ in range(args.subscribers)]
+    # real accounts: the server refuses tokens of users it does not know
+    watchers = await bulk_customers(rt, args.subscribers)
     for user_id in watchers:
         await room.join(event_id, user_id, now=time.time())
-    tokens = [
-        rt.auth.tokens.issue(
-            user_id=user_id,
-            session_id=f"bench-{user_id}",
-            version=1,
-            roles=[Role.CUSTOMER.value],
-            tenant_roles={},
-        )
-        for user_id in watchers
-    ]
+    tokens = await customer_tokens(rt, watchers)
     files = []
     share = math.ceil(len(tokens) / args.loaders)
     for n in range(args.loaders):
@@ -237,7 +232,7 @@ async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], rt: 
         url = f"ws://127.0.0.1:{port}/graphql"
         horizon = 60 + args.subscribers / 50 + args.ticks * args.interval * 3
         drop = args.rate * args.ticks
-        async with loaders(url, event_id, files, drop, horizon) as processes:
+        async with loaders(url, event_id, files, drop, horizon, share) as processes:
             started = time.monotonic()
             held = 0
             for process in processes:
@@ -249,7 +244,6 @@ async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], rt: 
             await asyncio.sleep(2)
             held_rss = rss_kib(server.pid)
             cpu_before = cpu_seconds(server.pid)
-            clients_before = sum(cpu_seconds(process.pid) for process in processes)
             load_before = Path("/proc/loadavg").read_text().split()[0]
             tick_starts: list[float] = []
             tick_spans: list[float] = []
@@ -261,17 +255,20 @@ async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], rt: 
                 tick_spans.append(time.time() - began)
                 await asyncio.sleep(max(0.0, args.interval - (time.time() - began)))
             load_after = Path("/proc/loadavg").read_text().split()[0]
-            clients_spent = sum(cpu_seconds(process.pid) for process in processes)
-            clients_spent -= clients_before
             results = []
             for process in processes:
                 assert process.stdout is not None
                 line = await asyncio.wait_for(process.stdout.readline(), horizon)
                 results.append(orjson.loads(line))
             cpu_spent = cpu_seconds(server.pid) - cpu_before
+            # the clients report their own CPU: they may exit before the last tick ends
+            clients_spent = sum(result["cpu_seconds"] for result in results)
 
     streams = [stream for result in results for stream in result["streams"]]
     failed = sum(result["failed"] for result in results)
+    endings: Counter[str] = Counter()
+    for result in results:
+        endings.update(result["endings"])
     sent = sum(len(updates) for _first, updates in streams)
     # when each subscriber learned of tick k: its first update at least k ticks down the line
     heard: list[list[float | None]] = []
@@ -297,7 +294,14 @@ async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], rt: 
         f"python -m bench.queue_fanout --subscribers {args.subscribers} --ticks {args.ticks} "
         f"--interval {args.interval} --rate {args.rate} --loaders {args.loaders}",
         [
-            ("subscribers held by one process", f"{held:,} ({failed} failed to subscribe)"),
+            (
+                "subscribers held by one process",
+                f"{held:,} ({failed} failed to subscribe)",
+            ),
+            (
+                "how the subscribers stopped following",
+                ", ".join(f"{why}: {n:,}" for why, n in endings.most_common()),
+            ),
             (
                 "subscribers that heard the last tick / updates sent per subscriber",
                 f"{complete:,} of {held:,} / {sent / max(1, held):.1f} for {args.ticks} ticks",

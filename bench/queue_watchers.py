@@ -7,7 +7,8 @@
 Connects (``--concurrency`` handshakes at a time), waits for every subscriber's first ticket,
 prints ``READY <n>``, then records each later update as ``[arrival (epoch s), position]``
 until the subscriber's position went down by ``--drop`` or ``--seconds`` pass. Prints one JSON
-line: ``{"subscribers": n, "failed": f, "streams": [[first position, [[t, p], ...]], ...]}``.
+line: ``{"subscribers": n, "failed": f, "endings": {why: n}, "cpu_seconds": s, "streams": [[first position,
+[[t, p], ...]], ...]}`` (``cpu_seconds``: this process's CPU time after READY).
 Loopback only.
 """
 
@@ -18,9 +19,13 @@ import asyncio
 import json
 import sys
 import time
+from collections import Counter
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from bench.harness import client_ip
 
 POSITION = (
     "subscription($e: ID!) { queuePosition(eventId: $e) { status position ahead "
@@ -28,8 +33,14 @@ POSITION = (
 )
 
 
-async def subscribe(url: str, token: str, event_id: str) -> tuple[ClientConnection, int]:
-    ws = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=None)  # type: ignore[list-item]
+async def subscribe(url: str, token: str, event_id: str, ip: str) -> tuple[ClientConnection, int]:
+    ws = await connect(
+        url,
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        max_queue=None,
+        additional_headers={"X-Forwarded-For": ip},  # one address per simulated user
+        ping_interval=None,  # browsers send no pings; the server's pings are still answered
+    )
     init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
     await ws.send(json.dumps(init))
     ack = json.loads(await ws.recv())
@@ -43,30 +54,47 @@ async def subscribe(url: str, token: str, event_id: str) -> tuple[ClientConnecti
     return ws, int(first["payload"]["data"]["queuePosition"]["position"])
 
 
+def ending(message: dict[str, object]) -> str:
+    """How a subscription ended: ``complete``, or an error's codes (``error:SOLD_OUT``)."""
+    payload = message.get("payload")
+    errors = payload if isinstance(payload, list) else []
+    if isinstance(payload, dict):
+        errors = payload.get("errors") or []
+    codes = sorted(
+        {str((e.get("extensions") or {}).get("code", "?")) for e in errors if isinstance(e, dict)}
+    )
+    return str(message.get("type")) + (":" + ",".join(codes) if codes else "")
+
+
 async def follow(
     ws: ClientConnection, until: int, deadline: float, out: list[tuple[float, int]]
-) -> None:
+) -> str:
+    """Record the updates; answer why it stopped: ``done`` (down by ``--drop``),
+    ``deadline``, ``lost`` (the connection), or how the server ended it (``ending``)."""
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return
+            return "deadline"
         try:
             raw = await asyncio.wait_for(ws.recv(), remaining)
         except TimeoutError:
-            return
+            return "deadline"
+        except ConnectionClosed as exc:
+            print(f"connection lost: {exc!r}", file=sys.stderr)
+            return "lost"
         arrived = time.time()
         message = json.loads(raw)
         if message.get("type") == "ping":
             await ws.send('{"type":"pong"}')
             continue
         if message.get("type") != "next" or message["payload"].get("errors"):
-            return  # complete or error: this subscriber is done
+            return ending(message)
         position = message["payload"]["data"]["queuePosition"]["position"]
         if position is None:
-            return
+            return "no position"
         out.append((arrived, int(position)))
         if position <= until:
-            return
+            return "done"
 
 
 async def main() -> None:
@@ -77,6 +105,7 @@ async def main() -> None:
     parser.add_argument("--drop", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--first", type=int, default=0, help="index of the first user (its IP)")
     args = parser.parse_args()
     if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("queue_watchers only connects to loopback")
@@ -85,21 +114,24 @@ async def main() -> None:
     gate = asyncio.Semaphore(args.concurrency)
     failed = 0
 
-    async def open_one(token: str) -> tuple[ClientConnection, int] | None:
+    async def open_one(n: int, token: str) -> tuple[ClientConnection, int] | None:
         nonlocal failed
         async with gate:
             try:
-                return await subscribe(args.url, token, args.event)
+                return await subscribe(args.url, token, args.event, client_ip(args.first + n))
             except Exception as exc:  # counted and reported, the rest go on
                 failed += 1
                 print(f"subscribe failed: {exc!r}", file=sys.stderr)
                 return None
 
-    opened = [found for found in await asyncio.gather(*map(open_one, tokens)) if found]
+    opened = [
+        found for found in await asyncio.gather(*map(open_one, range(len(tokens)), tokens)) if found
+    ]
     print(f"READY {len(opened)}", flush=True)
+    cpu_ready = time.process_time()
     deadline = time.monotonic() + args.seconds
     streams: list[list[tuple[float, int]]] = [[] for _ in opened]
-    await asyncio.gather(
+    endings = await asyncio.gather(
         *(
             follow(ws, first - args.drop, deadline, out)
             for (ws, first), out in zip(opened, streams, strict=True)
@@ -108,6 +140,8 @@ async def main() -> None:
     result = {
         "subscribers": len(opened),
         "failed": failed,
+        "endings": dict(Counter(endings)),
+        "cpu_seconds": time.process_time() - cpu_ready,  # following, after READY
         "streams": [[first, out] for (_ws, first), out in zip(opened, streams, strict=True)],
     }
     print(json.dumps(result), flush=True)

@@ -28,6 +28,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from boxoffice import demo_routes, payment_routes, pii
 from boxoffice.config import Settings
 from boxoffice.errors import BoxofficeError
+from boxoffice.gc_tuning import tune_gc
 from boxoffice.graphql_http import GraphQLHTTP
 from boxoffice.http_middleware import BodyLimitMiddleware, RequestIdMiddleware
 from boxoffice.jobs import JobRunner
@@ -116,6 +117,14 @@ async def sandbox_messages(request: Request) -> Response:
             for m in rows
         ]
     )
+
+
+def serve_app() -> Starlette:
+    """The app as ``boxoffice serve`` runs it (uvicorn's factory, in every worker process):
+    ``create_app`` in a process whose garbage collector is tuned for many connections."""
+    app = create_app()
+    tune_gc()  # after the schema is built: it lives as long as the process
+    return app
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Starlette:

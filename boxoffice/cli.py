@@ -53,7 +53,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError("--workers > 1 needs PostgreSQL (BOXOFFICE_DATABASE_URL)")
     settings.secrets  # noqa: B018 - refuse to start without them in prod
     uvicorn.run(
-        "boxoffice.app:create_app",
+        "boxoffice.app:serve_app",
         factory=True,
         host=args.host,
         port=args.port,

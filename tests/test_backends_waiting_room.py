@@ -283,3 +283,31 @@ async def test_events_are_independent_and_can_be_dropped(room: WaitingRoom):
     assert await room.status("ev-a", "u") is None
     assert (await room.snapshot("ev-a")).state is QueueState.PENDING
     assert (await room.snapshot("ev-b")).pre_queue == 1
+
+
+async def test_a_crowd_of_subscribers_rides_one_pipelined_connection(redis_server: RedisServer):
+    # given Redis backends and a line of 400 users that opens (every subscriber re-reads its
+    # entry at that moment, and each subscription holds a slot)
+    backends = await open_backends(redis_server.url)
+    try:
+        assert backends.redis is not None
+        connections_before = len(await backends.redis.client_list())
+        room, slots = backends.waiting_room, backends.slots
+        users = [f"crowd-{i}" for i in range(400)]
+        await asyncio.gather(*(room.join("ev-crowd", u, now=NOW) for u in users))
+        await room.open("ev-crowd", os.urandom(32))
+        # when all of them read their entry and take and give back a slot at once
+        entries = await asyncio.gather(*(room.status("ev-crowd", u) for u in users))
+        taken = await asyncio.gather(
+            *(slots.acquire(f"crowd:{u}", "h", limit=1, lease_seconds=30) for u in users)
+        )
+        await asyncio.gather(*(slots.release(f"crowd:{u}", "h") for u in users))
+        # then every call was answered ...
+        assert sorted(e.seq for e in entries if e is not None) == list(range(1, 401))
+        assert all(taken)
+        assert await slots.count("crowd:crowd-0") == 0
+        # ... over one more connection (the pipelining client's), not one pooled redis-py
+        # connection per concurrent call: a crowd of thousands would wait for the pool's 64
+        assert len(await backends.redis.client_list()) <= connections_before + 1
+    finally:
+        await backends.close()

@@ -68,8 +68,8 @@ async def open_backends(redis_url: str | None) -> Backends:
             codes=RedisCodeStore(redis, fast=fast),
             leases=RedisLeases(redis),
             ledger=RedisSeatLedger(redis, fast=fast),
-            waiting_room=RedisWaitingRoom(redis),
-            slots=RedisSlots(redis),
+            waiting_room=RedisWaitingRoom(redis, fast=fast),
+            slots=RedisSlots(redis, fast=fast),
             redis=redis,
             fast=fast,
         )

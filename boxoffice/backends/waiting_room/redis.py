@@ -27,6 +27,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from boxoffice.backends.fast_redis import FastRedis
 from boxoffice.backends.waiting_room import (
     Admission,
     EntryStatus,
@@ -239,14 +240,22 @@ def _snapshot(raw: list[Any]) -> QueueSnapshot:
 
 
 class RedisWaitingRoom:
-    def __init__(self, redis: Redis) -> None:
+    """With ``fast``, the per-user scripts (join, status, leave) go through the pipelining
+    client: when a line opens, every subscriber of the event re-reads its entry at once
+    (``watch_position``), thousands of calls in one moment that redis-py's pool (64
+    connections, a checkout per command) turned into a queue — its 10 s wait for a free
+    connection ran out and subscriptions and holds failed. The ticker's scripts, once a tick,
+    stay on redis-py."""
+
+    def __init__(self, redis: Redis, *, fast: FastRedis | None = None) -> None:
         self._redis = redis
-        self._join: Any = redis.register_script(_JOIN)
+        per_user = fast or redis
+        self._join: Any = per_user.register_script(_JOIN)
         self._open: Any = redis.register_script(_OPEN)
         self._close: Any = redis.register_script(_CLOSE)
         self._admit: Any = redis.register_script(_ADMIT)
-        self._status: Any = redis.register_script(_STATUS)
-        self._leave: Any = redis.register_script(_LEAVE)
+        self._status: Any = per_user.register_script(_STATUS)
+        self._leave: Any = per_user.register_script(_LEAVE)
         self._expire: Any = redis.register_script(_EXPIRE)
         self._snapshot: Any = redis.register_script(_SNAPSHOT_ONLY)
 
