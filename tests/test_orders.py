@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from boxoffice.clock import utcnow
@@ -57,6 +58,41 @@ async def test_order_from_a_hold_takes_database_capacity_and_owns_the_hold(rt: R
     # and the hold now belongs to the order: it cannot be released or ordered again
     with pytest.raises(BadUserInput):
         await order_for(rt, user, seats)
+
+
+async def test_placing_an_order_holds_one_connection_at_a_time(rt: Runtime):
+    # given a hold, and session rules the cache has to read again (it expires every few s)
+    sale = await on_sale(rt)
+    user = await make_user(rt, "rush@example.com")
+    held = await hold_for(rt, user, sale.session, tier_id=sale.ga.id, quantity=1)
+    rt.session_rules.clear()
+    # when the order is placed, counting the connections checked out at once
+    out, most = [0], [0]
+
+    def checkout(*_: object) -> None:
+        out[0] += 1
+        most[0] = max(most[0], out[0])
+
+    def checkin(*_: object) -> None:
+        out[0] -= 1
+
+    pools = {
+        id(e.sync_engine.pool): e.sync_engine.pool for e in (rt.db.write_engine, rt.db.read_engine)
+    }
+    for pool in pools.values():
+        event.listen(pool, "checkout", checkout)
+        event.listen(pool, "checkin", checkin)
+    try:
+        order = await order_for(rt, user, held)
+    finally:
+        for pool in pools.values():
+            event.remove(pool, "checkout", checkout)
+            event.remove(pool, "checkin", checkin)
+    # then it never asked for a connection while holding one: in a rush of orders that hold
+    # every connection of the pool, such a request waits for a connection only the others
+    # could give back, and they all wait for the pool's timeout
+    assert order.status == OrderStatus.PENDING_PAYMENT
+    assert most[0] == 1
 
 
 async def test_same_key_same_request_returns_the_first_order(rt: Runtime):

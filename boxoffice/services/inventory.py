@@ -586,12 +586,21 @@ async def _with_ledger(db: Database, ledger: SeatLedger, rules: SessionRules, ca
 
 
 async def get_hold(
-    *, db: Database, ledger: SeatLedger, rules_cache: SessionRulesCache, viewer: Viewer, token: str
+    *,
+    db: Database,
+    ledger: SeatLedger,
+    rules_cache: SessionRulesCache,
+    viewer: Viewer,
+    token: str,
+    rules: SessionRules | None = None,
 ) -> HoldView:
-    """The caller's hold. Raises ``HoldExpired`` or ``HoldNotFound`` (also someone else's)."""
+    """The caller's hold. Raises ``HoldExpired`` or ``HoldNotFound`` (also someone else's).
+    ``rules``: the session's, read beforehand (a caller inside a transaction must not wait
+    for another connection to read them)."""
     user_id = viewer.require_user()
     session_id, hold_id = parse_hold_token(token)
-    rules = await rules_cache.get(session_id)
+    if rules is None or rules.session_id != session_id:
+        rules = await rules_cache.get(session_id)
     hold = await _with_ledger(
         db, ledger, rules, lambda: ledger.get(session_id, hold_id, now_ms=ms(utcnow()))
     )

@@ -57,7 +57,7 @@ from boxoffice.models.orders import (
 from boxoffice.services import audit, inventory, order_states, outbox, validation
 from boxoffice.services.inventory import PENDING_GRACE, HoldView, ms
 from boxoffice.services.pricing import PricingContext, price_order
-from boxoffice.services.session_rules import SessionRulesCache
+from boxoffice.services.session_rules import SessionRules, SessionRulesCache
 from boxoffice.services.viewer import Viewer
 
 log = logging.getLogger("boxoffice.orders")
@@ -205,6 +205,11 @@ async def create_order(
         return existing
     now = utcnow()
     try:
+        # The session's rules are read before the transaction: read inside it (the cache
+        # expires every few seconds) they would need a second connection while this one is
+        # held, and in a rush of orders holding every connection of the pool each would wait
+        # for a connection only the others could give back, until the pool's timeout.
+        rules = await deps.rules.get(inventory.parse_hold_token(hold_token)[0])
         async with deps.db.write() as session:
             claim = IdempotencyKey(
                 user_id=user_id,
@@ -223,6 +228,7 @@ async def create_order(
                 deps,
                 viewer=viewer,
                 hold_token=hold_token,
+                rules=rules,
                 contact_name=name,
                 contact_phone=phone,
                 user_coupon_id=user_coupon_id,
@@ -270,13 +276,19 @@ async def _place(
     *,
     viewer: Viewer,
     hold_token: str,
+    rules: SessionRules,
     contact_name: str | None,
     contact_phone: str | None,
     user_coupon_id: str | None,
     now: datetime,
 ) -> tuple[Order, list[OrderItem]]:
     hold = await inventory.get_hold(
-        db=deps.db, ledger=deps.ledger, rules_cache=deps.rules, viewer=viewer, token=hold_token
+        db=deps.db,
+        ledger=deps.ledger,
+        rules_cache=deps.rules,
+        viewer=viewer,
+        token=hold_token,
+        rules=rules,
     )
     if hold.pending:
         raise BadUserInput(
