@@ -84,7 +84,9 @@ def main() -> None:
             ("ratio GraphQL / bare", f"{ratio:.1%}"),
             ("errors", f"{graphql['errors']} / {bare['errors']}"),
         ],
-        notes="The event page is cached in-process (5 s); tier availability is live from the ledger on every request.",
+        notes="Anonymous event/home answers are cached per process (response_cache: until the next "
+        "status boundary or catalog change, at most BOXOFFICE_RESPONSE_CACHE_SECONDS, default 2 s); "
+        "tier availability is refilled from the ledger on every hit.",
     )
 
 

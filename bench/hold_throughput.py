@@ -122,8 +122,10 @@ def main() -> None:
             ("ratio GraphQL / bare", f"{ratio:.1%}"),
             ("errors (GraphQL / bare)", f"{graphql['errors']} / {bare['errors']}"),
         ],
-        notes="PostgreSQL + Redis, one uvicorn worker per server; the bare endpoint calls the same "
-        "RedisSeatLedger.hold (same Lua script, same arguments) without GraphQL, auth or the rules.",
+        notes="PostgreSQL + Redis, one uvicorn worker per server; the bare endpoint runs the "
+        "ledger's own hold Lua script (same arguments) through plain redis-py, without GraphQL, "
+        "auth, revocation, rate limits or the rules; boxoffice makes 3 Redis calls per hold "
+        "(revocation markers, rate limit, ledger).",
     )
 
 

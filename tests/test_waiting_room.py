@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from datetime import UTC, datetime
@@ -317,6 +318,45 @@ async def test_positions_stream_down_to_admission(rt: Runtime):
         assert len(set(positions)) == len(positions)
         assert stream[-1].status is EntryStatus.ADMITTED and stream[-1].queue_token
         assert all(t.status is EntryStatus.WAITING for t in stream[:-1])
+
+
+async def test_the_far_end_of_the_line_hears_less_often_and_the_front_every_tick(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+):
+    # given a line of 40, all watching (the draw decides who is at the end); the front is
+    # 5 seconds of admissions (5 places at 1 a second), the rest hears at most every 0.2 s
+    monkeypatch.setattr(waiting_room, "NEAR_SECONDS", 5)
+    monkeypatch.setattr(waiting_room, "FAR_REFRESH_SECONDS", 0.2)
+    users = [f"u{i:02d}" for i in range(40)]
+    for user in users:
+        await join(rt, user)
+    streams: dict[str, list[QueueTicket]] = {u: [] for u in users}
+    readiness = {u: asyncio.Event() for u in users}
+    tasks = [asyncio.create_task(collect(rt, u, streams[u], readiness[u])) for u in users]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readiness.values())), 10)
+    # when the ticker admits one a tick, ticking every 30 ms
+    ticker = ticker_for(rt, rate=1, opens_at=time.time() - 1)
+    for _ in range(400):
+        await ticker.tick()
+        await asyncio.sleep(0.03)
+        if all(t.done() for t in tasks):
+            break
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    longest_far = 0
+    for stream in streams.values():
+        waiting = [t for t in stream[1:] if t.status is EntryStatus.WAITING]
+        far = [t for t in waiting if t.position is not None and t.position > 5]
+        near = [t for t in waiting if t.position is not None and t.position <= 5]
+        longest_far = max(longest_far, len(far))
+        # then far back, updates come at least 0.2 s apart
+        assert all(b.as_of - a.as_of >= 0.2 for a, b in itertools.pairwise(far)), far
+        # and near the front every move is told (tick by tick), only ever down
+        positions = [t.position for t in near]
+        assert positions == sorted(positions, reverse=True), positions
+        assert all(b.as_of - a.as_of < 0.2 for a, b in itertools.pairwise(near)), near
+        # and admission comes at once, with its token
+        assert stream[-1].status is EntryStatus.ADMITTED and stream[-1].queue_token
+    assert longest_far >= 2  # the back of the line was far long enough to be throttled
 
 
 async def test_the_stream_ends_with_sold_out_when_the_line_closes(rt: Runtime):

@@ -48,6 +48,11 @@ DEVICE_LIMIT = ("queue:join:device", 20, 60.0)
 IP_LIMIT = ("queue:join:ip", 120, 60.0)
 
 
+# ``watch_position``: who hears every tick, and how often the rest of the line hears
+NEAR_SECONDS = 10  # within this many seconds of admissions (position ≤ rate × NEAR_SECONDS)
+FAR_REFRESH_SECONDS = 5.0
+
+
 @dataclass(frozen=True, slots=True)
 class QueueTicket:
     """What ``joinQueue``, ``queueStatus`` and ``queuePosition`` answer (API ``QueueTicket``).
@@ -256,6 +261,11 @@ async def watch_position(
 
     Raises ``NotFound`` when the user is not (or no longer) in the line, ``SoldOut`` when the
     line closes while the user waits.
+
+    Someone within ``NEAR_SECONDS`` of admission hears every tick; someone further back hears
+    at most every ``FAR_REFRESH_SECONDS`` (their wait moves by seconds a tick, not by their
+    turn): at an on-sale most of the line is far back, and pushing every tick to all of it
+    was most of a server's CPU (the flash-sale bench). Admission is always told at once.
     """
     async with broker.subscribe(channels.queue(event_id), latest_only=True) as messages:
         entry = await room.status(event_id, user_id)
@@ -266,6 +276,7 @@ async def watch_position(
         if ticket.status is not EntryStatus.WAITING:
             return
         seq, watermark, last = entry.seq, entry.watermark, ticket.position
+        sent_at = clock()
         async for raw in messages:
             reread = raw == RESYNC
             as_of = clock()
@@ -295,5 +306,7 @@ async def watch_position(
                 continue
             position = max(1, seq - watermark)
             if last is None or position < last:
-                last = position
-                yield waiting_ticket(event_id, position, admit_per_second, as_of=as_of)
+                near = position <= admit_per_second * NEAR_SECONDS
+                if near or last is None or as_of - sent_at >= FAR_REFRESH_SECONDS:
+                    last, sent_at = position, as_of
+                    yield waiting_ticket(event_id, position, admit_per_second, as_of=as_of)
