@@ -1,7 +1,9 @@
 """Paid orders per second, end to end on PostgreSQL + Redis: hold → createOrder →
 startPayment → the sandbox company's signed callback → PAID, by concurrent customers driven
-from a separate process. The baseline is the same number of bare GraphQL round trips
-(``{ __typename }``), so the ratio shows what the four-step flow costs beyond transport.
+from a separate process. The baseline, in the same run and from the same driver: the same six
+requests a flow makes (same bodies, same concurrency, same seconds) against bare Starlette
+answering fixed bytes (``bench.baseline``), so the ratio shows what the flow costs beyond
+transport and the driver.
 
     .venv/bin/python -m bench.paid_orders [--seconds 10] [--concurrency 16]
 """
@@ -15,11 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
 
 from bench.fixtures import bench_env, build_sale, postgres_database, redis_server
-from bench.harness import boxoffice_server, free_port, record
+from bench.harness import boxoffice_server, free_port, record, server
 
 HOLD = "mutation($i: CreateHoldInput!) { createHold(input: $i) { token } }"
 ORDER = "mutation($i: CreateOrderInput!) { createOrder(input: $i) { id status } }"
@@ -28,8 +31,17 @@ STATUS = "query($o: ID!) { order(id: $o) { status } }"
 
 
 async def drive(
-    url: str, session_id: str, tier_id: str, tokens: list[str], seconds: float, concurrency: int
+    url: str,
+    session_id: str,
+    tier_id: str,
+    tokens: list[str],
+    seconds: float,
+    concurrency: int,
+    *,
+    bare: bool = False,
 ) -> dict[str, float]:
+    """Customers paying orders (or, ``bare``, making the same six requests of a fixed-bytes
+    server); flows completed per second."""
     done = 0
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -90,11 +102,30 @@ async def drive(
             done += 1
             latencies.append(time.perf_counter() - started)
 
+    async def bare_customer(client: httpx.AsyncClient, token: str) -> None:
+        nonlocal done
+        headers = {"authorization": f"Bearer {token}"}
+        hold = {
+            "query": HOLD,
+            "variables": {"i": {"sessionId": session_id, "tierId": tier_id, "quantity": 1}},
+        }
+        order = {"query": ORDER, "variables": {"i": {"holdToken": "x", "idempotencyKey": "k"}}}
+        pay = {"query": PAY, "variables": {"o": "o"}}
+        status = {"query": STATUS, "variables": {"o": "o"}}
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            for body in (hold, order, pay, {"result": "SUCCESS"}, {}, status):
+                answer = await client.post("/graphql", json=body, headers=headers)
+                answer.json()
+            done += 1
+            latencies.append(time.perf_counter() - started)
+
+    one = bare_customer if bare else customer
     started = time.perf_counter()
     async with httpx.AsyncClient(
         base_url=url, timeout=30, limits=httpx.Limits(max_connections=concurrency * 2)
     ) as client:
-        await asyncio.gather(*(customer(client, tokens[i]) for i in range(concurrency)))
+        await asyncio.gather(*(one(client, tokens[i]) for i in range(concurrency)))
     elapsed = time.perf_counter() - started
     latencies.sort()
     return {
@@ -111,14 +142,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.driver:
         url, session_id, tier_id, tokens = rest[0], rest[1], rest[2], rest[3].split(",")
-        print(
-            json.dumps(
-                asyncio.run(drive(url, session_id, tier_id, tokens, args.seconds, args.concurrency))
-            )
+        figures = drive(
+            url, session_id, tier_id, tokens, args.seconds, args.concurrency, bare=args.bare
         )
+        print(json.dumps(asyncio.run(figures)))
         return
     with redis_server() as redis_url, tempfile.TemporaryDirectory() as tmp:
         loop = asyncio.new_event_loop()
@@ -131,18 +162,20 @@ def main() -> None:
             )
             port = free_port()
             env = {**env, "BOXOFFICE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-            with boxoffice_server(port, env):
+
+            def driver(url: str, *extra: str) -> dict[str, float]:
                 out = subprocess.run(
                     [
                         sys.executable,
                         "-m",
                         "bench.paid_orders",
                         "--driver",
+                        *extra,
                         "--seconds",
                         str(args.seconds),
                         "--concurrency",
                         str(args.concurrency),
-                        f"http://127.0.0.1:{port}",
+                        url,
                         sale.session_id,
                         sale.ga_tier_id,
                         ",".join(sale.tokens),
@@ -151,7 +184,29 @@ def main() -> None:
                     text=True,
                     check=True,
                 )
-                result = json.loads(out.stdout.strip().splitlines()[-1])
+                figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+                return figures
+
+            with boxoffice_server(port, env):
+                result = driver(f"http://127.0.0.1:{port}")
+            body_file = Path(tmp) / "bare.json"
+            body_file.write_bytes(b'{"data":{"createHold":{"token":"x"}}}')
+            port = free_port()
+            with server(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bench.baseline:app",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                port=port,
+                env={"BENCH_BODY_FILE": str(body_file)},
+            ):
+                bare = driver(f"http://127.0.0.1:{port}", "--bare")
         finally:
             loop.run_until_complete(db_cm.__aexit__(None, None, None))
             loop.close()
@@ -161,6 +216,11 @@ def main() -> None:
         [
             ("paid orders", str(result["paid"])),
             ("paid orders per second", f"{result['per_second']:.1f}"),
+            (
+                "bare Starlette, the same six requests per flow (flows per second)",
+                f"{bare['per_second']:.1f} (flow p50 {bare['p50_ms']:.0f} ms)",
+            ),
+            ("ratio paid orders / bare flows", f"{result['per_second'] / bare['per_second']:.1%}"),
             (
                 "one customer's whole flow, p50 / p99",
                 f"{result['p50_ms']:.0f} ms / {result['p99_ms']:.0f} ms",
