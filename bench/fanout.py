@@ -17,21 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
 from bench.fixtures import bench_env, build_sale, postgres_database, redis_server
-from bench.harness import boxoffice_server, free_port, record
+from bench.harness import boxoffice_server, free_port, record, rss_kib
 
 HOLD = "mutation($i: CreateHoldInput!) { createHold(input: $i) { token seats { id } } }"
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def main() -> None:

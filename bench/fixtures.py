@@ -8,6 +8,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -66,7 +67,16 @@ def redis_server() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # ready when it answers, not after a guess
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), 1) as c,
+            ):
+                c.sendall(b"PING\r\n")
+                if c.recv(16).startswith(b"+PONG"):
+                    break
+            time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.kill()
@@ -202,79 +212,97 @@ async def build_sale(
     settings = Settings()
     rt: Runtime = await open_runtime(settings)
     try:
-        tenant = await tenants.create_tenant(
-            db=rt.db, viewer=OPERATOR, name="Bench Club " + secrets.token_hex(3)
-        )
-        venue = await venues.create_venue(
-            db=rt.db,
-            viewer=OPERATOR,
-            tenant_id=tenant.id,
-            name="Bench Hall",
-            city="上海",
-            address="1 Road",
-        )
-        seat_map = None
-        if seats:
-            per_row = 50
-            rows = max(1, seats // per_row)
-            seat_map = await seat_maps.create_seat_map(
-                db=rt.db,
-                viewer=OPERATOR,
-                venue_id=venue.id,
-                name="Bench",
-                sections=[SectionSpec("A", rows=[RowSpec(f"R{r}", per_row) for r in range(rows)])],
-            )
-        event = await events.create_event(
-            db=rt.db,
-            viewer=OPERATOR,
-            tenant_id=tenant.id,
-            title="Bench Show",
-            category="CONCERT",
-            city="上海",
-            venue_id=venue.id,
-        )
-        starts = utcnow() + timedelta(days=3)
-        session = await event_sessions.create_session(
-            db=rt.db,
-            cache=rt.catalog_cache,
-            viewer=OPERATOR,
-            event_id=event.id,
-            starts_at=starts,
-            ends_at=starts + timedelta(hours=2),
-            sale_starts_at=sale_starts_at or utcnow() - timedelta(hours=1),
-            seat_map_id=seat_map.id if seat_map else None,
-            queue_enabled=queue_admit_per_second is not None,
+        return await stage_sale(
+            rt,
+            users=users,
+            ga_capacity=ga_capacity,
+            seats=seats,
             queue_admit_per_second=queue_admit_per_second,
+            sale_starts_at=sale_starts_at,
         )
-        ga = await tiers.create_tier(
+    finally:
+        await rt.close()
+
+
+async def stage_sale(
+    rt: Runtime,
+    *,
+    users: int = 1,
+    ga_capacity: int = 1_000_000,
+    seats: int = 0,
+    queue_admit_per_second: int | None = None,
+    sale_starts_at: datetime | None = None,
+) -> OnSale:
+    """``build_sale`` on a runtime the caller has open."""
+    tenant = await tenants.create_tenant(
+        db=rt.db, viewer=OPERATOR, name="Bench Club " + secrets.token_hex(3)
+    )
+    venue = await venues.create_venue(
+        db=rt.db,
+        viewer=OPERATOR,
+        tenant_id=tenant.id,
+        name="Bench Hall",
+        city="上海",
+        address="1 Road",
+    )
+    seat_map = None
+    if seats:
+        per_row = 50
+        rows = max(1, seats // per_row)
+        seat_map = await seat_maps.create_seat_map(
+            db=rt.db,
+            viewer=OPERATOR,
+            venue_id=venue.id,
+            name="Bench",
+            sections=[SectionSpec("A", rows=[RowSpec(f"R{r}", per_row) for r in range(rows)])],
+        )
+    event = await events.create_event(
+        db=rt.db,
+        viewer=OPERATOR,
+        tenant_id=tenant.id,
+        title="Bench Show",
+        category="CONCERT",
+        city="上海",
+        venue_id=venue.id,
+    )
+    starts = utcnow() + timedelta(days=3)
+    session = await event_sessions.create_session(
+        db=rt.db,
+        cache=rt.catalog_cache,
+        viewer=OPERATOR,
+        event_id=event.id,
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=2),
+        sale_starts_at=sale_starts_at or utcnow() - timedelta(hours=1),
+        seat_map_id=seat_map.id if seat_map else None,
+        queue_enabled=queue_admit_per_second is not None,
+        queue_admit_per_second=queue_admit_per_second,
+    )
+    ga = await tiers.create_tier(
+        db=rt.db,
+        cache=rt.catalog_cache,
+        viewer=OPERATOR,
+        session_id=session.id,
+        name="GA",
+        price=Decimal("180.00"),
+        capacity=ga_capacity,
+        sections=None,
+    )
+    seated = None
+    if seat_map:
+        seated = await tiers.create_tier(
             db=rt.db,
             cache=rt.catalog_cache,
             viewer=OPERATOR,
             session_id=session.id,
-            name="GA",
-            price=Decimal("180.00"),
-            capacity=ga_capacity,
-            sections=None,
+            name="Seated",
+            price=Decimal("380.00"),
+            capacity=None,
+            sections=["A"],
         )
-        seated = None
-        if seat_map:
-            seated = await tiers.create_tier(
-                db=rt.db,
-                cache=rt.catalog_cache,
-                viewer=OPERATOR,
-                session_id=session.id,
-                name="Seated",
-                price=Decimal("380.00"),
-                capacity=None,
-                sections=["A"],
-            )
-        await events.publish_event(
-            db=rt.db, cache=rt.catalog_cache, viewer=OPERATOR, event_id=event.id
-        )
-        user_ids = await bulk_customers(rt, users)
-        tokens = await customer_tokens(rt, user_ids)
-        return OnSale(
-            tenant.id, event.id, session.id, ga.id, seated.id if seated else None, tokens, user_ids
-        )
-    finally:
-        await rt.close()
+    await events.publish_event(db=rt.db, cache=rt.catalog_cache, viewer=OPERATOR, event_id=event.id)
+    user_ids = await bulk_customers(rt, users) if users else []
+    tokens = await customer_tokens(rt, user_ids) if user_ids else []
+    return OnSale(
+        tenant.id, event.id, session.id, ga.id, seated.id if seated else None, tokens, user_ids
+    )

@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import contextlib
 import math
-import os
 import sys
 import tempfile
 import time
@@ -50,7 +49,18 @@ import orjson
 from sqlalchemy import text
 
 from bench.fixtures import OPERATOR, bench_env, build_sale, postgres_database, redis_server
-from bench.harness import ROOT, background, boxoffice_server, free_port, load, record, server
+from bench.harness import (
+    ROOT,
+    background,
+    boxoffice_server,
+    cpu_seconds,
+    free_port,
+    load,
+    percentile,
+    progress,
+    record,
+    server,
+)
 from boxoffice.clock import utcnow
 from boxoffice.config import Settings
 from boxoffice.runtime import Runtime, open_runtime
@@ -59,22 +69,6 @@ from boxoffice.services import event_sessions, inventory
 MAX_USERS = 15_000
 LEAD_SECONDS = 2.0  # from moving the sale's start to the start itself
 TICKETS_WAIT_SECONDS = 20.0  # for the worker to issue the paid orders' tickets
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def start_clients(

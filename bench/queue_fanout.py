@@ -23,121 +23,33 @@ import asyncio
 import contextlib
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
-from decimal import Decimal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
 
-from bench.fixtures import bulk_customers, customer_tokens
-from bench.harness import ROOT, boxoffice_server, free_port, record
-from boxoffice.clock import utcnow
+from bench.fixtures import bulk_customers, customer_tokens, redis_server, stage_sale
+from bench.harness import (
+    ROOT,
+    boxoffice_server,
+    cpu_seconds,
+    free_port,
+    percentile,
+    progress,
+    record,
+    rss_kib,
+)
 from boxoffice.config import Settings
 from boxoffice.jobs import queue_ticker
-from boxoffice.models.identity import Role, Tenant
 from boxoffice.runtime import Runtime, open_runtime
-from boxoffice.services import event_sessions, events, tiers, venues
-from boxoffice.services.viewer import Viewer
 
 MAX_SUBSCRIBERS = 15_000
-OPERATOR = Viewer(user_id="bench-operator", roles=frozenset({Role.OPERATOR}))
 JWT_SECRET = "bench-secret-" + "q" * 40
-
-
-@contextlib.contextmanager
-def redis_server(port: int, workdir: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is needed")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, subprocess.CalledProcessError):
-                subprocess.run(
-                    ["redis-cli", "-p", str(port), "ping"], check=True, capture_output=True
-                )
-                break
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
-
-
-async def seed(rt: Runtime, rate: int) -> str:
-    """A published event with one queue-enabled session on sale, admitting ``rate`` a second."""
-    async with rt.db.write() as session:
-        tenant = Tenant(name="Bench Club")
-        session.add(tenant)
-    venue = await venues.create_venue(
-        db=rt.db, viewer=OPERATOR, tenant_id=tenant.id, name="Arena", city="上海", address="1 Rd"
-    )
-    event = await events.create_event(
-        db=rt.db,
-        viewer=OPERATOR,
-        tenant_id=tenant.id,
-        title="Bench Show",
-        category="CONCERT",
-        city="上海",
-        venue_id=venue.id,
-    )
-    starts = utcnow() + timedelta(days=7)
-    performance = await event_sessions.create_session(
-        db=rt.db,
-        cache=rt.catalog_cache,
-        viewer=OPERATOR,
-        event_id=event.id,
-        starts_at=starts,
-        ends_at=starts + timedelta(hours=2),
-        sale_starts_at=utcnow() - timedelta(hours=1),
-        queue_enabled=True,
-        queue_admit_per_second=rate,
-    )
-    await tiers.create_tier(
-        db=rt.db,
-        cache=rt.catalog_cache,
-        viewer=OPERATOR,
-        session_id=performance.id,
-        name="GA",
-        price=Decimal("380.00"),
-        capacity=100_000,
-    )
-    await events.publish_event(db=rt.db, cache=rt.catalog_cache, viewer=OPERATOR, event_id=event.id)
-    return event.id
 
 
 @contextlib.asynccontextmanager
@@ -177,7 +89,7 @@ async def loaders(
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> None:
-    with redis_server(free_port(), tmp) as redis_url:
+    with redis_server() as redis_url:
         env = {
             "BOXOFFICE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db",
             "BOXOFFICE_DATA_DIR": str(tmp),
@@ -206,7 +118,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
 
 
 async def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], rt: Runtime) -> None:
-    event_id = await seed(rt, args.rate)
+    # a published event with one queue-enabled session on sale, admitting --rate a second
+    event_id = (
+        await stage_sale(rt, users=0, ga_capacity=100_000, queue_admit_per_second=args.rate)
+    ).event_id
     ticker, _catalog = queue_ticker(rt)
     await ticker.tick()  # the sale has started: the line opens
     room = rt.backends.waiting_room
