@@ -170,22 +170,19 @@ class FastRedis:
         self._failed_at = 0.0
 
     async def execute_command(self, *args: Arg) -> Any:
-        if _tracer is not None:
-            return await self._traced(args)
-        protocol = self._protocol
-        if protocol is None or protocol.closed:
-            protocol = await self._connect()
-        return await protocol.send(_encode(args))
-
-    async def _traced(self, args: tuple[Arg, ...]) -> Any:
+        if _tracer is None:
+            return await self._send(args)
         name = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
         with _tracer.start_as_current_span(
             name, kind=_client_kind, attributes={"db.system": "redis"}
         ):
-            protocol = self._protocol
-            if protocol is None or protocol.closed:
-                protocol = await self._connect()
-            return await protocol.send(_encode(args))
+            return await self._send(args)
+
+    async def _send(self, args: tuple[Arg, ...]) -> Any:
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            protocol = await self._connect()
+        return await protocol.send(_encode(args))
 
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         return list(await self.execute_command("MGET", *keys))
