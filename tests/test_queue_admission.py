@@ -159,26 +159,54 @@ async def test_one_broadcast_per_tick_per_event(rt: Runtime):
     }
 
 
-async def test_the_line_opens_when_the_sale_starts(rt: Runtime):
+async def test_the_line_is_drawn_a_tick_before_the_sale_and_admits_from_its_start(rt: Runtime):
     # given arrivals before the sale
     room = rt.backends.waiting_room
     clock = Clock(T0 - 10)
     for i in range(5):
         await room.join("ev", f"early{i}", now=clock.now)
     ticker = make_ticker(rt, [schedule(rate=3, opens_at=T0)], clock=clock)
-    # when the ticker ticks before the sale starts
+    # when the ticker ticks well before the sale starts
     (report,) = await ticker.tick()
     # then nothing opens and nobody is admitted
     assert (report.state, report.admitted) == (QueueState.PENDING, ())
-    # when the sale starts and somebody else comes
+    # when it ticks one tick before the start, and somebody else comes after that
+    clock.now = T0 - 1
+    (report,) = await ticker.tick()
+    await room.join("ev", "late", now=clock.now)
+    # then the early arrivals are drawn (places 1-5) but nobody is let in before the sale
+    assert (report.state, report.admitted, report.watermark) == (QueueState.OPEN, (), 0)
+    seqs = {(await room.status("ev", f"early{i}")).seq for i in range(5)}  # type: ignore[union-attr]
+    assert seqs == {1, 2, 3, 4, 5}
+    assert (await room.status("ev", "late")).seq == 6  # type: ignore[union-attr]
+    # when the sale starts
     clock.now = T0
     (report,) = await ticker.tick()
-    await room.join("ev", "late", now=T0)
-    # then the line is open, three of the early arrivals are in, and the late one is last
+    # then three of the early arrivals are in, in drawn order
     assert report.state is QueueState.OPEN
     assert {u for u, _ in report.admitted} <= {f"early{i}" for i in range(5)}
     assert [seq for _, seq in report.admitted] == [1, 2, 3]
-    assert (await room.status("ev", "late")).seq == 6  # type: ignore[union-attr]
+
+
+async def test_a_drawn_line_waits_for_a_sale_moved_later(rt: Runtime):
+    # given a line drawn a tick before the sale
+    room = rt.backends.waiting_room
+    clock = Clock(T0 - 1)
+    await room.join("ev", "early", now=T0 - 10)
+    schedules = [schedule(rate=3, opens_at=T0)]
+    ticker = make_ticker(rt, schedules, clock=clock)
+    await ticker.tick()
+    # when the organizer moves the sale an hour later and the old start passes
+    schedules[0] = schedule(rate=3, opens_at=T0 + 3600)
+    clock.now = T0 + 5
+    (report,) = await ticker.tick()
+    # then the line stays drawn and nobody is let in before the new start
+    assert (report.state, report.admitted) == (QueueState.OPEN, ())
+    # when the new start comes
+    clock.now = T0 + 3600
+    (report,) = await ticker.tick()
+    # then admission begins
+    assert [u for u, _ in report.admitted] == ["early"]
 
 
 async def test_a_sold_out_event_stops_admitting(rt: Runtime):

@@ -348,8 +348,9 @@ async def test_the_far_end_of_the_line_hears_less_often_and_the_front_every_tick
         far = [t for t in waiting if t.position is not None and t.position > 5]
         near = [t for t in waiting if t.position is not None and t.position <= 5]
         longest_far = max(longest_far, len(far))
-        # then far back, updates come at least 0.2 s apart
-        assert all(b.as_of - a.as_of >= 0.2 for a, b in itertools.pairwise(far)), far
+        # then far back, updates come about 0.2 s apart (a tick half a group early counts)
+        spacing = 0.2 - 0.2 / waiting_room.FAR_GROUPS / 2
+        assert all(b.as_of - a.as_of >= spacing for a, b in itertools.pairwise(far)), far
         # and near the front every move is told (tick by tick), only ever down
         positions = [t.position for t in near]
         assert positions == sorted(positions, reverse=True), positions
@@ -357,6 +358,62 @@ async def test_the_far_end_of_the_line_hears_less_often_and_the_front_every_tick
         # and admission comes at once, with its token
         assert stream[-1].status is EntryStatus.ADMITTED and stream[-1].queue_token
     assert longest_far >= 2  # the back of the line was far long enough to be throttled
+
+
+async def test_at_the_draw_the_far_end_hears_its_place_in_groups(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+):
+    # given 40 in the pre-queue, all watching; the front is 5 places (5 seconds at 1 a
+    # second); far places hear every 100 s, so their drawn places come in 5 groups 20 s apart
+    monkeypatch.setattr(waiting_room, "NEAR_SECONDS", 5)
+    monkeypatch.setattr(waiting_room, "FAR_REFRESH_SECONDS", 100.0)
+    users = [f"u{i:02d}" for i in range(40)]
+    for user in users:
+        await join(rt, user)
+    streams: dict[str, list[QueueTicket]] = {u: [] for u in users}
+    readiness = {u: asyncio.Event() for u in users}
+    tasks = [asyncio.create_task(collect(rt, u, streams[u], readiness[u])) for u in users]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readiness.values())), 10)
+    # when the line is drawn (its sale an hour away: nobody admitted, no place moves) and
+    # the ticker ticks every 20 s of its clock
+    t0 = time.time()
+    now = [t0]
+    schedule = QueueSchedule(EVENT, datetime.fromtimestamp(t0 + 3600, UTC), 1)
+
+    async def schedules() -> list[QueueSchedule]:
+        return [schedule]
+
+    ticker = AdmissionTicker(
+        room=rt.backends.waiting_room,
+        broker=rt.backends.broker,
+        leases=rt.backends.leases,
+        schedules=schedules,
+        owner="test",
+        draw_ahead_seconds=7200,
+        clock=lambda: now[0],
+    )
+    heard: list[set[str]] = []
+    for group in range(5):
+        now[0] = t0 + 20 * group
+        await ticker.tick()
+        await asyncio.sleep(0.2)
+        heard.append({u for u, stream in streams.items() if len(stream) > 1})
+    try:
+        seqs = {u: (await rt.backends.waiting_room.status(EVENT, u)).seq for u in users}  # type: ignore[union-attr]
+        # then the front and group 0 hear at the draw, and each later group on its tick
+        for group in range(5):
+            expected = {u for u, seq in seqs.items() if seq <= 5 or seq % 5 <= group}  # type: ignore[operator]
+            assert heard[group] == expected, group
+        # and each hears its place once, as of its group's tick
+        for user, stream in streams.items():
+            seq = seqs[user]
+            assert [t.position for t in stream] == [None, seq], (user, stream)
+            group = 0 if seq <= 5 else seq % 5  # type: ignore[operator]
+            assert stream[1].as_of == pytest.approx(t0 + 20 * group, abs=0.01)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_the_stream_ends_with_sold_out_when_the_line_closes(rt: Runtime):

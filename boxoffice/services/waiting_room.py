@@ -51,6 +51,9 @@ IP_LIMIT = ("queue:join:ip", 120, 60.0)
 # ``watch_position``: who hears every tick, and how often the rest of the line hears
 NEAR_SECONDS = 10  # within this many seconds of admissions (position ≤ rate × NEAR_SECONDS)
 FAR_REFRESH_SECONDS = 5.0
+# the far end hears its drawn place in this many groups (place mod FAR_GROUPS), one
+# FAR_REFRESH_SECONDS / FAR_GROUPS apart; group 0 at the draw itself
+FAR_GROUPS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +269,11 @@ async def watch_position(
     at most every ``FAR_REFRESH_SECONDS`` (their wait moves by seconds a tick, not by their
     turn): at an on-sale most of the line is far back, and pushing every tick to all of it
     was most of a server's CPU (the flash-sale bench). Admission is always told at once.
+
+    At the draw everyone waiting learns a place at once. The far end hears its drawn place
+    spread over ``FAR_REFRESH_SECONDS`` (``FAR_GROUPS`` groups by place, a tick or so apart)
+    rather than all in the draw's tick — and so keeps hearing spread out afterwards. That can
+    never delay anyone's admission: a far place is more than ``NEAR_SECONDS`` from its turn.
     """
     async with broker.subscribe(channels.queue(event_id), latest_only=True) as messages:
         entry = await room.status(event_id, user_id)
@@ -276,7 +284,9 @@ async def watch_position(
         if ticket.status is not EntryStatus.WAITING:
             return
         seq, watermark, last = entry.seq, entry.watermark, ticket.position
-        sent_at = clock()
+        due = clock() + FAR_REFRESH_SECONDS  # when a far place may hear next
+        # a tick up to half a group's spacing early still counts as due (ticks jitter)
+        slack = FAR_REFRESH_SECONDS / FAR_GROUPS / 2
         async for raw in messages:
             reread = raw == RESYNC
             as_of = clock()
@@ -290,6 +300,7 @@ async def watch_position(
                 # re-read once at the draw (to learn the place) and once at admission
                 reread = tick.state is QueueState.OPEN if seq is None else seq <= watermark
             if reread:
+                drawn = seq is None
                 entry = await room.status(event_id, user_id)
                 if entry is None:
                     raise NotFound("You are not in this event's queue.")
@@ -302,11 +313,14 @@ async def watch_position(
                     return
                 if entry.state is QueueState.CLOSED:
                     raise SoldOut("Sold out: the waiting room is closed.")
+                if drawn and seq is not None:
+                    due = as_of + FAR_REFRESH_SECONDS * (seq % FAR_GROUPS) / FAR_GROUPS
             if seq is None:
                 continue
             position = max(1, seq - watermark)
-            if last is None or position < last:
-                near = position <= admit_per_second * NEAR_SECONDS
-                if near or last is None or as_of - sent_at >= FAR_REFRESH_SECONDS:
-                    last, sent_at = position, as_of
-                    yield waiting_ticket(event_id, position, admit_per_second, as_of=as_of)
+            if last is not None and position >= last:
+                continue
+            near = position <= admit_per_second * NEAR_SECONDS
+            if near or as_of + slack >= due:
+                last, due = position, as_of + FAR_REFRESH_SECONDS
+                yield waiting_ticket(event_id, position, admit_per_second, as_of=as_of)
