@@ -3,7 +3,7 @@ hold, order and pay the way a browser would; invariants checked afterwards from 
 and the Redis ledger; a bare hold baseline in the same run.
 
     .venv/bin/python -m bench.flash_sale [--servers 1] [--users 10000] [--tickets 100] \
-        [--rate 50] [--clients 2] [--patience 60]
+        [--rate 50] [--clients 2] [--patience 60] [--dump users.json]
 
 Set-up: a throwaway PostgreSQL database and Redis; an event with one session of one general
 admission tier of ``--tickets``, selling through the waiting room at ``--rate`` admissions a
@@ -25,6 +25,7 @@ Measured: createHold round trip p50/p99 (client side), queue update latency p50/
 held and to the last one paid, the outcome of every user. Then, with the servers stopped, the
 same number of hold attempts (at most ``--rate`` at a time: one tick's admissions) against
 ``bench.bare_hold`` — bare Starlette running the same Lua on a fresh session of the same size.
+``--dump`` writes every user's record (its queue updates, admission, hold) for a timeline.
 
 Bounded: ``--users`` ≤ 15,000 sockets, the patience, every wait has a timeout; loopback only.
 The servers, the worker, the clients, PostgreSQL and Redis share the machine's cores, so every
@@ -309,6 +310,8 @@ async def measure(
     attempts = sum(1 for user in users if user["hold_ms"] > 0)
     progress(f"bare baseline: {attempts} hold attempts, {args.rate} at a time")
     bare = await bare_baseline(env, rt, max(1, attempts), args.rate, args.tickets)
+    if args.dump:
+        Path(args.dump).write_bytes(orjson.dumps({"opens": opens, "users": users}))
     report(args, users, results, checked, bare, opens, entering, cpu_spent, sale_seconds)
     total = time.monotonic() - started
     progress(f"whole run {total:.0f} s")
@@ -442,6 +445,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=50, help="admissions per second")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--patience", type=float, default=60.0, help="seconds a user waits")
+    parser.add_argument("--dump", help="write every user's record (JSON) to this file")
     args = parser.parse_args()
     if not 1 <= args.users <= MAX_USERS:
         raise SystemExit(f"--users must be between 1 and {MAX_USERS}")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from boxoffice.backends import Backends, open_backends
-from boxoffice.backends.broker import RESYNC
+from boxoffice.backends.broker import FANOUT_SLICE, RESYNC
 from tests.services import RedisServer
 
 
@@ -160,6 +160,70 @@ async def test_a_latest_only_subscriber_that_fell_behind_gets_the_newest(backend
         assert await asyncio.wait_for(newest.__anext__(), 5) == "4"
         await broker.publish("state", "5")
         assert await asyncio.wait_for(newest.__anext__(), 5) == "5"
+
+
+async def test_a_broker_filter_wakes_only_the_subscribers_it_lets_through(backends: Backends):
+    # given a subscriber that only wants even numbers and one that wants everything
+    broker = backends.broker
+    async with (
+        broker.subscribe("nums", wants=lambda m: int(m) % 2 == 0) as evens,
+        broker.subscribe("nums") as every,
+    ):
+        wanted, ordinary = evens.__aiter__(), every.__aiter__()
+        await asyncio.sleep(0.05)
+        # when 1..6 are published
+        for i in range(1, 7):
+            await broker.publish("nums", str(i))
+        # then the filtered one is handed 2, 4, 6 only; the other all six
+        assert [await asyncio.wait_for(ordinary.__anext__(), 5) for _ in range(6)] == [
+            str(i) for i in range(1, 7)
+        ]
+        assert [await asyncio.wait_for(wanted.__anext__(), 5) for _ in range(3)] == [
+            "2",
+            "4",
+            "6",
+        ]
+
+
+async def test_a_big_fan_out_lets_other_work_run_between_slices(backends: Backends):
+    # given three slices' worth of subscribers, each logging when it is woken, and a task
+    # that logs every loop turn it gets
+    broker = backends.broker
+    count = 3 * FANOUT_SLICE
+    log: list[str] = []
+    ready = asyncio.Event()
+    subscribed = 0
+
+    async def listen(n: int) -> None:
+        nonlocal subscribed
+        async with broker.subscribe("big") as messages:
+            subscribed += 1
+            if subscribed == count:
+                ready.set()
+            async for _ in messages:
+                log.append("subscriber")
+                return
+
+    tasks = [asyncio.create_task(listen(n)) for n in range(count)]
+    await asyncio.wait_for(ready.wait(), 10)
+    await asyncio.sleep(0.05)
+    done = asyncio.Event()
+
+    async def other_work() -> None:
+        while not done.is_set():
+            log.append("other")
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    # when one message goes to all of them
+    await broker.publish("big", "go")
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    done.set()
+    await other
+    # then everyone heard it, and the other task ran while the fan-out was under way
+    woken = [i for i, entry in enumerate(log) if entry == "subscriber"]
+    assert len(woken) == count
+    assert "other" in log[woken[0] : woken[-1]]
 
 
 async def test_slots_admit_at_most_the_limit_under_concurrency(backends: Backends):

@@ -7,13 +7,20 @@ receives) and keeps unbounded queues; its memory backend also delivers messages 
 before a subscription existed, unlike Redis. Here subscribe/unsubscribe are serialised, each
 subscriber's queue is bounded, and a subscriber that falls behind — or whose Redis connection
 was restored — receives ``RESYNC``: it may have missed messages and should re-read the state.
+
+A message for thousands of subscribers is delivered ``FANOUT_SLICE`` subscribers per
+event-loop turn: every subscriber woken runs its whole reaction (often a WebSocket push) in
+the turn that follows, so waking all of them at once blocked the loop for hundreds of
+milliseconds, and the requests that came in meanwhile (a buyer's hold) waited behind the lot.
+In slices, the loop reads its sockets between them. A subscriber may also give a ``wants``
+filter, run in the fan-out, so that a message wakes only those who will act on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from boxoffice.backends.redis_pubsub import RESYNC, RedisPubSubBackend
@@ -21,6 +28,12 @@ from boxoffice.backends.redis_pubsub import RESYNC, RedisPubSubBackend
 __all__ = ["RESYNC", "Broker", "channels"]
 
 QUEUE_SIZE = 1000
+FANOUT_SLICE = 64  # subscribers woken per event-loop turn
+
+# a subscriber's filter: False when it would do nothing with the message (``RESYNC`` always
+# passes). It runs in the fan-out, before the subscriber has caught up with the messages
+# already queued for it, so it must err towards True on state it has not seen yet.
+Wants = Callable[[str], bool]
 
 
 class Broker:
@@ -30,7 +43,7 @@ class Broker:
         if url.startswith(("redis://", "rediss://")):
             self._redis = RedisPubSubBackend(url)
         self._queue_size = queue_size
-        self._subscribers: dict[str, set[asyncio.Queue[str]]] = {}
+        self._subscribers: dict[str, dict[asyncio.Queue[str], Wants | None]] = {}
         self._lock = asyncio.Lock()
         self._fanout: asyncio.Task[None] | None = None
         self._connected = False
@@ -64,41 +77,49 @@ class Broker:
     def subscriber_count(self, channel: str) -> int:
         return len(self._subscribers.get(channel, ()))
 
-    def _deliver(self, channel: str, message: str) -> None:
-        for queue in tuple(self._subscribers.get(channel, ())):
+    async def _deliver(self, channel: str, message: str) -> None:
+        woken = 0
+        for queue, wants in tuple(self._subscribers.get(channel, {}).items()):
+            if wants is not None and message != RESYNC and not wants(message):
+                continue
             try:
                 queue.put_nowait(message)
             except asyncio.QueueFull:
                 while not queue.empty():
                     queue.get_nowait()
                 queue.put_nowait(RESYNC)
+            woken += 1
+            if woken % FANOUT_SLICE == 0:
+                await asyncio.sleep(0)  # the woken run, and the loop reads its sockets
 
     async def _run_fanout(self, backend: RedisPubSubBackend) -> None:
         while True:
             event = await backend.next_published()
-            self._deliver(event.channel, event.message)
+            await self._deliver(event.channel, event.message)
 
     async def publish(self, channel: str, message: str) -> None:
         """Deliver to the channel's current subscribers (like Redis: none, no delivery)."""
         if self._redis is None:
-            self._deliver(channel, message)
+            await self._deliver(channel, message)
         else:
             await self._redis.publish(channel, message)
 
     @asynccontextmanager
     async def subscribe(
-        self, channel: str, *, latest_only: bool = False
+        self, channel: str, *, latest_only: bool = False, wants: Wants | None = None
     ) -> AsyncIterator[AsyncIterator[str]]:
         """Yield an iterator of the channel's messages until the block exits.
 
         ``latest_only`` (for channels whose every message carries the whole state, like the
         queue's watermark): a subscriber that fell behind gets only the newest of the
         messages waiting for it — or ``RESYNC`` if one of them was — so a slow consumer does
-        its work once per catch-up instead of once per message."""
+        its work once per catch-up instead of once per message.
+
+        ``wants`` (see ``Wants``): only the messages it lets through are queued."""
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=self._queue_size)
         async with self._lock:
-            subscribers = self._subscribers.setdefault(channel, set())
-            subscribers.add(queue)
+            subscribers = self._subscribers.setdefault(channel, {})
+            subscribers[queue] = wants
             if len(subscribers) == 1 and self._redis is not None:
                 await self._redis.subscribe(channel)
 
@@ -115,8 +136,8 @@ class Broker:
             yield messages()
         finally:
             async with self._lock:
-                subscribers = self._subscribers.get(channel, set())
-                subscribers.discard(queue)
+                subscribers = self._subscribers.get(channel, {})
+                subscribers.pop(queue, None)
                 if not subscribers:
                     self._subscribers.pop(channel, None)
                     if self._redis is not None:

@@ -18,6 +18,7 @@ except once at opening (to learn the drawn place) and once at admission (to get 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -113,6 +114,13 @@ class QueueBroadcast:
             admit_per_second=int(data["admitPerSecond"]),
             at=int(data["at"]) / 1000,
         )
+
+
+@functools.lru_cache(maxsize=16)
+def parse_broadcast(raw: str) -> QueueBroadcast:
+    """``QueueBroadcast.from_json``, once per message and process: every subscriber of the
+    event is handed the same string."""
+    return QueueBroadcast.from_json(raw)
 
 
 def estimated_wait_seconds(ahead: int, admit_per_second: int) -> int:
@@ -249,6 +257,38 @@ async def leave_queue(*, room: WaitingRoom, user_id: str, event_id: str) -> bool
     return await room.leave(event_id, user_id)
 
 
+@dataclass(slots=True)
+class _Watch:
+    """One ``queuePosition`` subscriber's view of the line, shared by its stream and its
+    broker filter (``wants``): a tick wakes only the subscribers it has news for."""
+
+    seq: int | None = None  # the drawn or joined place; None in the pre-queue
+    last: int | None = None  # the position last told; None while no place was told
+    due: float = 0.0  # when a far place may hear next
+
+    def acts_on(self, tick: QueueBroadcast) -> bool:
+        """Whether ``tick`` makes the stream re-read the entry, push, or end."""
+        if tick.state is QueueState.CLOSED:
+            return True
+        if self.seq is None:
+            return tick.state is QueueState.OPEN  # the draw: learn the place
+        if self.seq <= tick.watermark:
+            return True  # admitted
+        return self.hears(max(1, self.seq - tick.watermark), tick.admit_per_second, tick.at)
+
+    def hears(self, position: int, admit_per_second: int, at: float) -> bool:
+        """Whether ``position`` (as of the tick at ``at``) is told: never upwards or twice;
+        near the front always, further back when due."""
+        if self.last is not None and position >= self.last:
+            return False
+        near = position <= admit_per_second * NEAR_SECONDS
+        # a tick up to half a group's spacing early still counts as due (ticks jitter)
+        return near or at + FAR_REFRESH_SECONDS / FAR_GROUPS / 2 >= self.due
+
+    def wants(self, raw: str) -> bool:
+        return raw == RESYNC or self.acts_on(parse_broadcast(raw))
+
+
 async def watch_position(
     *,
     room: WaitingRoom,
@@ -275,7 +315,10 @@ async def watch_position(
     rather than all in the draw's tick — and so keeps hearing spread out afterwards. That can
     never delay anyone's admission: a far place is more than ``NEAR_SECONDS`` from its turn.
     """
-    async with broker.subscribe(channels.queue(event_id), latest_only=True) as messages:
+    watch = _Watch(due=clock() + FAR_REFRESH_SECONDS)
+    async with broker.subscribe(
+        channels.queue(event_id), latest_only=True, wants=watch.wants
+    ) as messages:
         entry = await room.status(event_id, user_id)
         if entry is None:
             raise NotFound("You are not in this event's queue.")
@@ -283,28 +326,29 @@ async def watch_position(
         yield ticket
         if ticket.status is not EntryStatus.WAITING:
             return
-        seq, watermark, last = entry.seq, entry.watermark, ticket.position
-        due = clock() + FAR_REFRESH_SECONDS  # when a far place may hear next
-        # a tick up to half a group's spacing early still counts as due (ticks jitter)
-        slack = FAR_REFRESH_SECONDS / FAR_GROUPS / 2
+        watch.seq, watch.last = entry.seq, ticket.position
+        watch.due = clock() + FAR_REFRESH_SECONDS
+        watermark = entry.watermark
         async for raw in messages:
             reread = raw == RESYNC
             as_of = clock()
             if not reread:
-                tick = QueueBroadcast.from_json(raw)
+                tick = parse_broadcast(raw)
                 as_of = tick.at
                 if tick.state is QueueState.CLOSED:
                     raise SoldOut("Sold out: the waiting room is closed.")
                 watermark = max(watermark, tick.watermark)
                 admit_per_second = tick.admit_per_second
                 # re-read once at the draw (to learn the place) and once at admission
-                reread = tick.state is QueueState.OPEN if seq is None else seq <= watermark
+                reread = (
+                    tick.state is QueueState.OPEN if watch.seq is None else watch.seq <= watermark
+                )
             if reread:
-                drawn = seq is None
+                drawn = watch.seq is None
                 entry = await room.status(event_id, user_id)
                 if entry is None:
                     raise NotFound("You are not in this event's queue.")
-                seq, watermark = entry.seq, max(watermark, entry.watermark)
+                watch.seq, watermark = entry.seq, max(watermark, entry.watermark)
                 if entry.status is not EntryStatus.WAITING:
                     final = ticket_for(
                         entry, tokens=tokens, admit_per_second=admit_per_second, now=clock()
@@ -313,14 +357,12 @@ async def watch_position(
                     return
                 if entry.state is QueueState.CLOSED:
                     raise SoldOut("Sold out: the waiting room is closed.")
-                if drawn and seq is not None:
-                    due = as_of + FAR_REFRESH_SECONDS * (seq % FAR_GROUPS) / FAR_GROUPS
-            if seq is None:
+                if drawn and watch.seq is not None:
+                    spread = FAR_REFRESH_SECONDS * (watch.seq % FAR_GROUPS) / FAR_GROUPS
+                    watch.due = as_of + spread
+            if watch.seq is None:
                 continue
-            position = max(1, seq - watermark)
-            if last is not None and position >= last:
-                continue
-            near = position <= admit_per_second * NEAR_SECONDS
-            if near or as_of + slack >= due:
-                last, due = position, as_of + FAR_REFRESH_SECONDS
+            position = max(1, watch.seq - watermark)
+            if watch.hears(position, admit_per_second, as_of):
+                watch.last, watch.due = position, as_of + FAR_REFRESH_SECONDS
                 yield waiting_ticket(event_id, position, admit_per_second, as_of=as_of)
