@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from boxoffice.backends import Backends, open_backends
-from boxoffice.backends.broker import FANOUT_SLICE, RESYNC
+from boxoffice.backends.broker import FANOUT_SLICE, RESYNC, URGENT
 from tests.services import RedisServer
 
 
@@ -224,6 +224,38 @@ async def test_a_big_fan_out_lets_other_work_run_between_slices(backends: Backen
     woken = [i for i, entry in enumerate(log) if entry == "subscriber"]
     assert len(woken) == count
     assert "other" in log[woken[0] : woken[-1]]
+
+
+async def test_urgent_subscribers_are_woken_first(backends: Backends):
+    # given two slices' worth of ordinary subscribers, then five whose filter says URGENT
+    broker = backends.broker
+    woken: list[str] = []
+    subscribed: list[str] = []
+    ready = asyncio.Event()
+    names = [f"n{i}" for i in range(2 * FANOUT_SLICE)] + [f"u{i}" for i in range(5)]
+
+    async def listen(name: str) -> None:
+        urgent = name.startswith("u")
+        async with broker.subscribe("line", wants=lambda _: URGENT if urgent else True) as sub:
+            subscribed.append(name)
+            if len(subscribed) == len(names):
+                ready.set()
+            async for _ in sub:
+                woken.append(name)
+                return
+
+    tasks = []
+    for name in names:
+        tasks.append(asyncio.create_task(listen(name)))
+        await asyncio.sleep(0)
+    await asyncio.wait_for(ready.wait(), 10)
+    await asyncio.sleep(0.05)
+    # when a message goes to all of them
+    await broker.publish("line", "tick")
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    # then the urgent five were woken before anyone else
+    assert sorted(woken[:5]) == [f"u{i}" for i in range(5)]
+    assert len(woken) == len(names)
 
 
 async def test_slots_admit_at_most_the_limit_under_concurrency(backends: Backends):

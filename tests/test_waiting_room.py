@@ -367,6 +367,7 @@ async def test_at_the_draw_the_far_end_hears_its_place_in_groups(
     # second); far places hear every 100 s, so their drawn places come in 5 groups 20 s apart
     monkeypatch.setattr(waiting_room, "NEAR_SECONDS", 5)
     monkeypatch.setattr(waiting_room, "FAR_REFRESH_SECONDS", 100.0)
+    monkeypatch.setattr(waiting_room, "FAR_GROUPS", 5)
     users = [f"u{i:02d}" for i in range(40)]
     for user in users:
         await join(rt, user)

@@ -25,15 +25,17 @@ from contextlib import asynccontextmanager
 
 from boxoffice.backends.redis_pubsub import RESYNC, RedisPubSubBackend
 
-__all__ = ["RESYNC", "Broker", "channels"]
+__all__ = ["RESYNC", "URGENT", "Broker", "Wants", "channels"]
 
 QUEUE_SIZE = 1000
 FANOUT_SLICE = 64  # subscribers woken per event-loop turn
 
-# a subscriber's filter: False when it would do nothing with the message (``RESYNC`` always
-# passes). It runs in the fan-out, before the subscriber has caught up with the messages
-# already queued for it, so it must err towards True on state it has not seen yet.
-Wants = Callable[[str], bool]
+# a subscriber's filter: falsy when it would do nothing with the message (``RESYNC`` always
+# passes), ``URGENT`` to be woken in the first slices. It runs in the fan-out, before the
+# subscriber has caught up with the messages already queued for it, so it must err towards
+# passing on state it has not seen yet.
+Wants = Callable[[str], int]
+URGENT = 2
 
 
 class Broker:
@@ -78,17 +80,19 @@ class Broker:
         return len(self._subscribers.get(channel, ()))
 
     async def _deliver(self, channel: str, message: str) -> None:
-        woken = 0
+        urgent: list[asyncio.Queue[str]] = []
+        rest: list[asyncio.Queue[str]] = []
         for queue, wants in tuple(self._subscribers.get(channel, {}).items()):
-            if wants is not None and message != RESYNC and not wants(message):
-                continue
+            wanted = True if wants is None or message == RESYNC else wants(message)
+            if wanted:
+                (urgent if wanted == URGENT else rest).append(queue)
+        for woken, queue in enumerate(urgent + rest, 1):
             try:
                 queue.put_nowait(message)
             except asyncio.QueueFull:
                 while not queue.empty():
                     queue.get_nowait()
                 queue.put_nowait(RESYNC)
-            woken += 1
             if woken % FANOUT_SLICE == 0:
                 await asyncio.sleep(0)  # the woken run, and the loop reads its sockets
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from boxoffice.backends.broker import RESYNC, Broker, channels
+from boxoffice.backends.broker import RESYNC, URGENT, Broker, channels
 from boxoffice.backends.codes import CodeStore
 from boxoffice.backends.rate_limits import RateLimiter
 from boxoffice.backends.waiting_room import (
@@ -51,10 +51,10 @@ IP_LIMIT = ("queue:join:ip", 120, 60.0)
 
 # ``watch_position``: who hears every tick, and how often the rest of the line hears
 NEAR_SECONDS = 10  # within this many seconds of admissions (position ≤ rate × NEAR_SECONDS)
-FAR_REFRESH_SECONDS = 5.0
+FAR_REFRESH_SECONDS = 15.0
 # the far end hears its drawn place in this many groups (place mod FAR_GROUPS), one
 # FAR_REFRESH_SECONDS / FAR_GROUPS apart; group 0 at the draw itself
-FAR_GROUPS = 5
+FAR_GROUPS = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,14 +266,15 @@ class _Watch:
     last: int | None = None  # the position last told; None while no place was told
     due: float = 0.0  # when a far place may hear next
 
-    def acts_on(self, tick: QueueBroadcast) -> bool:
-        """Whether ``tick`` makes the stream re-read the entry, push, or end."""
+    def acts_on(self, tick: QueueBroadcast) -> int:
+        """Whether ``tick`` makes the stream re-read the entry, push, or end: ``URGENT``
+        for an admission (the admitted go first: a buyer waits on it), else True/False."""
         if tick.state is QueueState.CLOSED:
             return True
         if self.seq is None:
             return tick.state is QueueState.OPEN  # the draw: learn the place
         if self.seq <= tick.watermark:
-            return True  # admitted
+            return URGENT
         return self.hears(max(1, self.seq - tick.watermark), tick.admit_per_second, tick.at)
 
     def hears(self, position: int, admit_per_second: int, at: float) -> bool:
@@ -285,8 +286,8 @@ class _Watch:
         # a tick up to half a group's spacing early still counts as due (ticks jitter)
         return near or at + FAR_REFRESH_SECONDS / FAR_GROUPS / 2 >= self.due
 
-    def wants(self, raw: str) -> bool:
-        return raw == RESYNC or self.acts_on(parse_broadcast(raw))
+    def wants(self, raw: str) -> int:
+        return True if raw == RESYNC else self.acts_on(parse_broadcast(raw))
 
 
 async def watch_position(
