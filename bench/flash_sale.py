@@ -61,6 +61,7 @@ from bench.harness import (
     progress,
     record,
     server,
+    server_latency,
 )
 from boxoffice.clock import utcnow
 from boxoffice.config import Settings
@@ -299,6 +300,7 @@ async def measure(
                     progress("a client process gave no result; its users are left out")
             cpu_spent = [cpu_seconds(s.pid) - b for s, b in zip(servers, cpu_before, strict=True)]
             sale_seconds = time.time() - opens
+            server_hold = await asyncio.to_thread(server_latency, urls, "Hold")
         finally:
             for client in clients:
                 if client.returncode is None:
@@ -312,7 +314,9 @@ async def measure(
     bare = await bare_baseline(env, rt, max(1, attempts), args.rate, args.tickets)
     if args.dump:
         Path(args.dump).write_bytes(orjson.dumps({"opens": opens, "users": users}))
-    report(args, users, results, checked, bare, opens, entering, cpu_spent, sale_seconds)
+    report(
+        args, users, results, checked, bare, opens, entering, cpu_spent, sale_seconds, server_hold
+    )
     total = time.monotonic() - started
     progress(f"whole run {total:.0f} s")
 
@@ -327,6 +331,7 @@ def report(
     entering: float,
     cpu_spent: list[float],
     sale_seconds: float,
+    server_hold: dict[str, float],
 ) -> None:
     outcomes = Counter(user["outcome"] or "unfinished" for user in users)
     admitted = [u for u in users if u["admitted_at"]]
@@ -389,6 +394,12 @@ def report(
         (
             "createHold that got a ticket, p50 / p99",
             f"{percentile(ok_holds_ms, 0.5):.0f} / {percentile(ok_holds_ms, 0.99):.0f} ms",
+        ),
+        (
+            "createHold inside the servers (GraphQL execution, from /metrics): mean / p50 / p99 "
+            "(histogram bucket bounds)",
+            f"{server_hold['mean_ms']:.1f} / ≤ {server_hold['p50_ms']:g} / "
+            f"≤ {server_hold['p99_ms']:g} ms ({server_hold['count']:.0f})",
         ),
         (
             "bare Starlette + same Lua, same attempts, p50 / p99 (ratio createHold / bare)",

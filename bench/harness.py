@@ -73,6 +73,42 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def server_latency(urls: list[str], operation: str) -> dict[str, float]:
+    """An operation's server-side GraphQL time (``boxoffice_graphql_request_duration_seconds``
+    from each server's ``/metrics``, summed): count, mean, and p50/p99 as the upper bound of
+    the histogram bucket they fall in (ms). Read with the servers still up."""
+    buckets: dict[float, float] = {}
+    total = count = 0.0
+    prefix = "boxoffice_graphql_request_duration_seconds"
+    label = f'operation="{operation}"'
+    for url in urls:
+        for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+            if label not in line or line.startswith("#"):
+                continue
+            name, value = line.rsplit(" ", 1)
+            if name.startswith(prefix + "_bucket"):
+                bound = name.split('le="', 1)[1].split('"', 1)[0]
+                key = math.inf if bound == "+Inf" else float(bound)
+                buckets[key] = buckets.get(key, 0.0) + float(value)
+            elif name.startswith(prefix + "_sum"):
+                total += float(value)
+            elif name.startswith(prefix + "_count"):
+                count += float(value)
+
+    def bound_of(p: float) -> float:
+        for bound in sorted(buckets):  # cumulative counts
+            if buckets[bound] >= p * count:
+                return bound * 1000
+        return math.nan
+
+    return {
+        "count": count,
+        "mean_ms": total / count * 1000 if count else math.nan,
+        "p50_ms": bound_of(0.5),
+        "p99_ms": bound_of(0.99),
+    }
+
+
 @contextlib.contextmanager
 def server(
     args: list[str], *, port: int, env: dict[str, str] | None = None, ready_path: str = "/healthz"
