@@ -13,7 +13,6 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,7 +31,11 @@ from boxoffice.config import Settings
 from boxoffice.errors import BoxofficeError
 from boxoffice.gc_tuning import tune_gc
 from boxoffice.graphql_http import GraphQLHTTP
-from boxoffice.http_middleware import BodyLimitMiddleware, RequestIdMiddleware
+from boxoffice.http_middleware import (
+    BodyLimitMiddleware,
+    FastCORSMiddleware,
+    RequestIdMiddleware,
+)
 from boxoffice.jobs import JobRunner
 from boxoffice.models.identity import SandboxMessage
 from boxoffice.runtime import Runtime, open_runtime
@@ -239,7 +242,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     if settings.origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                FastCORSMiddleware,
                 allow_origins=list(settings.origins),
                 allow_methods=["GET", "POST", "OPTIONS"],
                 allow_headers=["authorization", "content-type", "x-request-id"],
