@@ -46,7 +46,12 @@ Arg = str | bytes | int | float
 def _encode(args: Sequence[Arg]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
-        if isinstance(arg, bytes):
+        kind = type(arg)  # the exact types first: nearly every argument is one
+        if kind is str:
+            data = arg.encode()  # type: ignore[union-attr]
+        elif kind is int:
+            data = b"%d" % arg  # type: ignore[str-format]
+        elif isinstance(arg, bytes):
             data = arg
         elif isinstance(arg, str):
             data = arg.encode()
