@@ -124,8 +124,8 @@ def main() -> None:
         ],
         notes="PostgreSQL + Redis, one uvicorn worker per server; the bare endpoint runs the "
         "ledger's own hold Lua script (same arguments) through plain redis-py, without GraphQL, "
-        "auth, revocation, rate limits or the rules; boxoffice makes 3 Redis calls per hold "
-        "(revocation markers, rate limit, ledger).",
+        "auth, revocation, rate limits or the rules; boxoffice makes 2 Redis calls per hold "
+        "(revocation markers with the rate limit, then the ledger).",
     )
 
 

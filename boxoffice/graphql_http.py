@@ -200,7 +200,7 @@ class GraphQLHTTP:
             metrics.graphql_requests.labels(label, "invalid").inc()
             for error in prepared.errors:
                 code = (error.get("extensions") or {}).get("code", "BAD_USER_INPUT")
-                metrics.graphql_errors.labels(label, str(code)).inc()
+                metrics.labelled(metrics.graphql_errors, label, str(code)).inc()
             await _answer(send, 200, {"data": None, "errors": prepared.errors})
             return
         operation = prepared.operation(operation_name)
@@ -228,8 +228,7 @@ class GraphQLHTTP:
             hit = rt.responses.get(cache_key)
             if hit is not None:
                 body = await hit.render(rt)
-                metrics.graphql_requests.labels(label, kind.value).inc()
-                metrics.graphql_latency.labels(label).observe(time.perf_counter() - started)
+                metrics.operation(label, kind.value, time.perf_counter() - started)
                 await _send(send, 200, body)
                 return
             context.recording = rt.responses.record()
@@ -244,13 +243,12 @@ class GraphQLHTTP:
                     prepared, context, variables, operation_name, payload
                 )
         response: dict[str, Any] = {"data": executed.data}
-        metrics.graphql_requests.labels(label, kind.value).inc()
-        metrics.graphql_latency.labels(label).observe(time.perf_counter() - started)
+        metrics.operation(label, kind.value, time.perf_counter() - started)
         if executed.errors:
             formatted = _formatted(executed.errors, hide_suggestions=self.hide_suggestions)
             for error in formatted:
                 code = (error.get("extensions") or {}).get("code", "INTERNAL")
-                metrics.graphql_errors.labels(label, str(code)).inc()
+                metrics.labelled(metrics.graphql_errors, label, str(code)).inc()
             response["errors"] = formatted
         elif context.recording is not None and executed.data is not None:
             rt.responses.put(cache_key, executed.data, context.recording)

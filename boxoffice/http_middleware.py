@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 
 import orjson
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.ids import new_id
@@ -125,3 +127,35 @@ class BodyLimitMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class FastCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, without its per-request header objects for the requests
+    that carry no ``Origin`` (API clients, load balancers, servers; a browser always sends
+    one cross-origin): those get nothing but ``Vary: Origin`` on the response, exactly as
+    Starlette adds it. About 15 us of CPU per request. Requests with an Origin (and
+    preflights) go through Starlette's code unchanged."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, _value in scope["headers"]:
+            if name == b"origin":
+                await super().__call__(scope, receive, send)
+                return
+
+        async def send_with_vary(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                if isinstance(headers, list) and not any(n.lower() == b"vary" for n, _ in headers):
+                    headers.append((b"vary", b"Origin"))
+                else:  # a Vary to extend: Starlette's own way of doing it
+                    await CORSMiddleware.send(self, message, send, _NO_HEADERS)
+                    return
+            await send(message)
+
+        await self.app(scope, receive, send_with_vary)
+
+
+_NO_HEADERS = Headers(raw=[])

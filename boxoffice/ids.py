@@ -7,16 +7,16 @@ import secrets
 import time
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# two characters per 10 bits: 13 lookups instead of 26 shifts (an id per request and per hold)
+_PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
+_SHIFTS = tuple(range(120, -1, -10))
 
 
 def new_id() -> str:
     """A 26-character ULID: sorts by creation time, unique without coordination."""
     value = ((time.time_ns() // 1_000_000) << 80) | int.from_bytes(os.urandom(10), "big")
-    out = []
-    for _ in range(26):
-        out.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+    pairs = _PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def random_token(nbytes: int = 32) -> str:

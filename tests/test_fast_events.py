@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from graphql import OperationDefinitionNode, parse, subscribe
+import strawberry
+from graphql import ExecutionResult, OperationDefinitionNode, execute, parse, subscribe
+from strawberry.execution import optimized_is_awaitable
 
 from boxoffice.backends.waiting_room import EntryStatus
 from boxoffice.schema import build_schema, fast_events
@@ -107,3 +109,99 @@ def test_a_null_where_the_schema_says_non_null_falls_back():
     )
     with pytest.raises(fast_events._Fallback):
         compiled(broken)
+
+
+@strawberry.type
+class CompiledLeaf:
+    name: str
+    when: datetime | None = None
+
+
+@strawberry.type
+class CompiledThing:
+    id: strawberry.ID
+    count: int
+    leaves: list[CompiledLeaf]
+    must: str = "x"
+
+    @strawberry.field
+    def computed(self) -> str:
+        return f"c{self.count}"
+
+
+def _things() -> list[Any]:
+    broken = CompiledThing(id=strawberry.ID("3"), count=3, leaves=[])
+    broken.must = None  # type: ignore[assignment]
+    unserializable = CompiledThing(id=strawberry.ID("4"), count="four", leaves=[])  # type: ignore[arg-type]
+    return [
+        CompiledThing(
+            id=strawberry.ID("1"),
+            count=1,
+            leaves=[
+                CompiledLeaf(name="a", when=datetime(2026, 11, 25, 10, 0, tzinfo=UTC)),
+                CompiledLeaf(name="b"),
+            ],
+        ),
+        broken,
+        unserializable,
+    ]
+
+
+@strawberry.type
+class _Query:
+    @strawberry.field
+    async def thing(self, n: int) -> CompiledThing:
+        return _things()[n]
+
+    @strawberry.field
+    def maybe(self, n: int) -> CompiledThing | None:
+        return _things()[n]
+
+
+_SMALL = strawberry.Schema(query=_Query, execution_context_class=fast_events.EventExecutionContext)
+
+
+async def _execute(document: str) -> Any:
+    """As ``graphql_http`` executes an operation (graphql-core, no middleware)."""
+    result = execute(
+        _SMALL._schema,
+        parse(document),
+        executor_class=_SMALL.execution_context_class,
+        is_awaitable=optimized_is_awaitable,
+    )
+    return await result if not isinstance(result, ExecutionResult) else result
+
+
+@pytest.mark.parametrize(
+    ("document", "compiled", "ok"),
+    [
+        ("{ thing(n: 0) { id count must leaves { name when } __typename } }", True, True),
+        ("{ a: thing(n: 0) { i: id l: leaves { name } } b: maybe(n: 0) { count } }", True, True),
+        ("{ thing(n: 0) { id computed } }", False, True),  # a resolver: the normal completion
+        ("{ thing(n: 1) { id must } }", True, False),  # a null in a non-null place
+        ("{ maybe(n: 1) { id must } }", True, False),
+        ("{ thing(n: 2) { id count } }", True, False),  # a value that does not serialize
+        ("{ thing(n: 0) { ... on CompiledThing { id } } }", False, True),
+    ],
+)
+async def test_objects_resolvers_return_render_as_graphql_core_completes_them(
+    document: str, compiled: bool, ok: bool, monkeypatch: pytest.MonkeyPatch
+):
+    renders: list[bool] = []
+    plan = fast_events._object_render
+
+    def spy(*args: Any) -> Any:
+        found = plan(*args)
+        renders.append(found is not None)
+        return found
+
+    monkeypatch.setattr(fast_events, "_object_render", spy)
+    fast = await _execute(document)
+    assert any(renders) is compiled
+    monkeypatch.setattr(fast_events, "_object_render", lambda *_: None)
+    normal = await _execute(document)
+    assert (not normal.errors) is ok
+    assert fast.data == normal.data
+    assert [(e.message, e.path) for e in fast.errors or []] == [
+        (e.message, e.path) for e in normal.errors or []
+    ]

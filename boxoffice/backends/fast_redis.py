@@ -5,7 +5,8 @@ wrappers, observability hooks); one asyncio protocol writing commands as they co
 resolving replies in order with hiredis spends 8-13 us (``bench/RESULTS.md``). Concurrent
 callers share one connection, and the commands of one event-loop turn leave in one write
 (pipelining without a pipeline object). It serves the seat ledger's scripts, the revocation
-markers and the rate limiter, three calls on every hold, and the calls every subscriber of a
+markers and the rate limiter (two calls on every hold: the markers with the rate limit, then
+the ledger), and the calls every subscriber of a
 waiting room makes at once (its entry's status, its subscription slot); everything else keeps
 redis-py.
 
@@ -46,7 +47,12 @@ Arg = str | bytes | int | float
 def _encode(args: Sequence[Arg]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
-        if isinstance(arg, bytes):
+        kind = type(arg)  # the exact types first: nearly every argument is one
+        if kind is str:
+            data = arg.encode()  # type: ignore[union-attr]
+        elif kind is int:
+            data = b"%d" % arg  # type: ignore[str-format]
+        elif isinstance(arg, bytes):
             data = arg
         elif isinstance(arg, str):
             data = arg.encode()

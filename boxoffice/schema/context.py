@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from boxoffice.services import revocation
 from boxoffice.services.viewer import Viewer
 
 if TYPE_CHECKING:
+    from boxoffice.backends.rate_limits import RateDecision
     from boxoffice.response_cache import Recording
     from boxoffice.runtime import Runtime
     from boxoffice.schema.loaders import Loaders
@@ -74,13 +76,36 @@ class Context:
             raise self._viewer_error
         if self._viewer is not None and not (self.is_websocket and self._viewer.user_id):
             return self._viewer
+        return (await self._authenticate(None))[0]
+
+    async def viewer_counting(
+        self, hit_for: Callable[[str], revocation.Hit]
+    ) -> tuple[Viewer, RateDecision | None]:
+        """``viewer()``, and when it authenticates a signed-in HTTP request just now, the
+        rate-limit hit ``hit_for(user_id)`` counted in the revocation markers' round trip
+        (``revocation.check``). The decision, or None when nothing was counted: the caller
+        counts as it would after ``viewer()``."""
+        if self._viewer is not None or self._viewer_error is not None or self.is_websocket:
+            return await self.viewer(), None
+        return await self._authenticate(hit_for)
+
+    async def _authenticate(
+        self, hit_for: Callable[[str], revocation.Hit] | None
+    ) -> tuple[Viewer, RateDecision | None]:
         try:
             token = self._bearer()
             if token is None:
                 self._viewer = Viewer(ip=self.client_ip)
-                return self._viewer
+                return self._viewer, None
             claims = self.rt.auth.tokens.decode(token)
-            await revocation.check(self.rt.backends.codes, claims, db=self.rt.db)
+            # counted along only for a user this process knows exists: the check after the
+            # markers is then in memory (an unknown user's token is refused without a count)
+            hit = (
+                hit_for(claims.user_id)
+                if hit_for is not None and self.rt.live_users.knows(claims.user_id)
+                else None
+            )
+            counted = await revocation.check(self.rt.backends.codes, claims, db=self.rt.db, hit=hit)
             await self.rt.live_users.require(self.rt.db, claims.user_id)
         except BoxofficeError as exc:
             if not self.is_websocket:
@@ -94,7 +119,7 @@ class Context:
             token_id=claims.token_id,
             ip=self.client_ip,
         )
-        return self._viewer
+        return self._viewer, counted
 
 
 Info = _Info[Context, None]

@@ -12,6 +12,13 @@ of the server's CPU per update (py-spy on ``bench.queue_fanout``). Two shortcuts
 - **Shared results.** Events that are the same object for every subscriber and whose answer
   does not depend on who asks (``SHARED``: the seat map feed) are executed once per document,
   variables and event, and the result is reused by every other subscriber of that document.
+
+The compiled selections also serve queries and mutations: an object a resolver returned whose
+sub-selection compiles (e.g. ``createHold { token expiresAt }``) is rendered by the compiled
+function instead of graphql-core's completion of each sub-field (about 15 us per hold). A
+value the function cannot render (a null where the schema says non-null, a scalar that does
+not serialize) is completed the normal way, which reports it as graphql-core does; plain
+fields have no resolver of their own, so rendering twice has no effect.
 """
 
 from __future__ import annotations
@@ -139,8 +146,48 @@ def _plan_for(operation: OperationDefinitionNode, schema: Any) -> _Plan:
     return plan
 
 
+_OBJECT_PLANS: dict[tuple[int, int], tuple[FieldNode, GraphQLObjectType, Render | None]] = {}
+
+
+def _object_render(type_: GraphQLObjectType, node: FieldNode) -> Render | None:
+    key = (id(type_), id(node))
+    found = _OBJECT_PLANS.get(key)
+    if found is None or found[0] is not node or found[1] is not type_:  # ids are reused
+        if len(_OBJECT_PLANS) >= _MAX_PLANS:
+            _OBJECT_PLANS.clear()
+        found = _OBJECT_PLANS[key] = (node, type_, _compile(type_, node.selection_set))
+    return found[2]
+
+
 class EventExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """strawberry's execution context, with the two shortcuts for subscription events."""
+    """strawberry's execution context, with the two shortcuts for subscription events, and
+    compiled selections for the objects resolvers return."""
+
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        if (
+            len(field_details_list) == 1
+            and return_type.is_type_of is None
+            and self.middleware_manager is None
+        ):
+            details = field_details_list[0]
+            if details.defer_usage is None and details.fragment_variable_values is None:
+                render = _object_render(return_type, details.node)
+                if render is not None:
+                    try:
+                        return render(result)
+                    except Exception:  # noqa: S110 - completed below, which reports it
+                        pass
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         operation = self.operation

@@ -14,7 +14,7 @@ from strawberry.types import Info
 from strawberry.utils.str_converters import to_camel_case
 
 from boxoffice.errors import BoxofficeError
-from boxoffice.services import operation_limits
+from boxoffice.services import operation_limits, revocation
 
 
 class OperationRateLimit(FieldExtension):
@@ -34,18 +34,32 @@ class OperationRateLimit(FieldExtension):
             context.rt.operation_limits, self.operation, is_mutation=self.is_mutation
         )
         if rule is not None:
+            limiter = context.rt.backends.rate_limiter
+            operation = self.operation
+
+            def hit_for(user_id: str) -> revocation.Hit:
+                key = operation_limits.key_for(
+                    rule, operation, user_id=user_id, ip=None, arguments=kwargs
+                )
+                return revocation.Hit(limiter, key or "", rule.limit, rule.window_seconds)
+
+            counted = None
             try:
-                viewer = await context.viewer()
+                # a signed-in caller's hit rides along with the revocation check when it can
+                viewer, counted = await context.viewer_counting(hit_for)
             except BoxofficeError:
                 viewer = None  # the resolver answers the token error itself
-            await operation_limits.hit(
-                rate_limiter=context.rt.backends.rate_limiter,
-                rule=rule,
-                operation=self.operation,
-                user_id=viewer.user_id if viewer else None,
-                ip=context.client_ip,
-                arguments=kwargs,
-            )
+            if counted is not None:
+                operation_limits.enforce(counted, operation)
+            else:
+                await operation_limits.hit(
+                    rate_limiter=limiter,
+                    rule=rule,
+                    operation=operation,
+                    user_id=viewer.user_id if viewer else None,
+                    ip=context.client_ip,
+                    arguments=kwargs,
+                )
         return await next_(source, info, **kwargs)
 
 

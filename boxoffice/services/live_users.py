@@ -27,6 +27,11 @@ class LiveUsers:
         self.ttl_seconds = ttl_seconds
         self._seen: dict[str, float] = {}
 
+    def knows(self, user_id: str) -> bool:
+        """Whether ``require`` would answer from memory now (the user was seen lately)."""
+        seen = self._seen.get(user_id)
+        return seen is not None and time.monotonic() - seen < self.ttl_seconds
+
     async def require(self, db: Database, user_id: str) -> None:
         """Raise ``Unauthenticated`` (reason USER_UNKNOWN) unless ``user_id`` has an account."""
         now = time.monotonic()

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from boxoffice.backends.rate_limits import RateLimiter
+from boxoffice.backends.rate_limits import RateDecision, RateLimiter
 from boxoffice.errors import ConfigurationError, RateLimited
 
 ANY_MUTATION = "*"
@@ -102,13 +102,35 @@ async def hit(
 ) -> None:
     """Count one call; raise ``RateLimited`` past the rule's limit. Anonymous calls without
     an IP are not counted (nothing to key them by)."""
+    key = key_for(rule, operation, user_id=user_id, ip=ip, arguments=arguments)
+    if key is None:
+        return
+    enforce(
+        await rate_limiter.hit(key, limit=rule.limit, window_seconds=rule.window_seconds),
+        operation,
+    )
+
+
+def key_for(
+    rule: OperationLimit,
+    operation: str,
+    *,
+    user_id: str | None,
+    ip: str | None,
+    arguments: Mapping[str, Any],
+) -> str | None:
+    """The counter a call counts under; None for an anonymous call without an IP."""
     caller = f"u:{user_id}" if user_id else (f"ip:{ip}" if ip else None)
     if caller is None:
-        return
+        return None
     key = f"op:{operation}:{caller}"
     if rule.per:
         key += f":{_object_of(arguments, rule.per)}"
-    decision = await rate_limiter.hit(key, limit=rule.limit, window_seconds=rule.window_seconds)
+    return key
+
+
+def enforce(decision: RateDecision, operation: str) -> None:
+    """Raise ``RateLimited`` for a hit past the limit."""
     if not decision.allowed:
         raise RateLimited(
             f"Too many {operation} calls; try again later.", retry_after=decision.retry_after

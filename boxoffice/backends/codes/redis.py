@@ -28,6 +28,14 @@ class RedisCodeStore:
         self._prefix = prefix
         self._incr: Any = redis.register_script(_INCR)
 
+    @property
+    def fast(self) -> FastRedis | None:
+        """The hot-path client, for scripts that read markers and more in one round trip."""
+        return self._fast
+
+    def full_key(self, key: str) -> str:
+        return self._prefix + key
+
     async def put(self, key: str, value: str, *, ttl_seconds: float) -> None:
         await self._redis.set(self._prefix + key, value, px=_ms(ttl_seconds))
 

@@ -7,15 +7,26 @@ from redis.asyncio import Redis
 from boxoffice.backends.fast_redis import FastRedis
 from boxoffice.backends.rate_limits import RateDecision
 
-# KEYS[1] counter; ARGV[1] window in ms. Increments and starts the window on the first hit;
-# returns {count, ms until the window ends}.
-_HIT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {count, ttl}
+# The counter's Lua body, shared with the scripts that count along with other work
+# (``services.revocation``). KEYS[n] counter, ARGV[m] window in ms (``hit_lua(n, m)``).
+# Increments and starts the window on the first hit; yields count and ms until the window ends.
+HIT_LUA = """
+local count = redis.call('INCR', KEYS[{k}])
+if count == 1 then redis.call('PEXPIRE', KEYS[{k}], ARGV[{w}]) end
+local ttl = redis.call('PTTL', KEYS[{k}])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[{k}], ARGV[{w}]); ttl = tonumber(ARGV[{w}]) end
 """
+
+
+def hit_lua(key: int, window: int) -> str:
+    return HIT_LUA.format(k=key, w=window)
+
+
+_HIT = hit_lua(1, 1) + "return {count, ttl}\n"
+
+
+def window_ms(window_seconds: float) -> int:
+    return max(1, int(window_seconds * 1000))
 
 
 class RedisRateLimiter:
@@ -24,14 +35,26 @@ class RedisRateLimiter:
     ) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._fast = fast
         self._hit: Any = (fast or redis).register_script(_HIT)
 
+    @property
+    def fast(self) -> FastRedis | None:
+        """The hot-path client (``services.revocation`` counts in its markers' round trip)."""
+        return self._fast
+
+    def full_key(self, key: str) -> str:
+        return self._prefix + key
+
+    @staticmethod
+    def decision(count: int, ttl_ms: int, limit: int) -> RateDecision:
+        """What ``hit`` answers for the counter's reply ``{count, ttl_ms}``."""
+        allowed = count <= limit
+        return RateDecision(allowed, count, 0.0 if allowed else ttl_ms / 1000)
+
     async def hit(self, key: str, *, limit: int, window_seconds: float) -> RateDecision:
-        count, ttl_ms = await self._hit(
-            keys=[self._prefix + key], args=[max(1, int(window_seconds * 1000))]
-        )
-        allowed = int(count) <= limit
-        return RateDecision(allowed, int(count), 0.0 if allowed else int(ttl_ms) / 1000)
+        count, ttl_ms = await self._hit(keys=[self._prefix + key], args=[window_ms(window_seconds)])
+        return self.decision(int(count), int(ttl_ms), limit)
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)
