@@ -41,6 +41,7 @@ def tiers_of(data: dict[str, object]) -> dict[str, int]:
     }
 
 
+@pytest.mark.settings(response_cache_seconds=60)  # not the TTL under test: no expiry mid-test
 async def test_hits_refill_live_availability(client: httpx.AsyncClient, rt: Runtime):
     # given an event on sale, asked for twice without a token
     sale = await on_sale(rt, ga_capacity=10)
@@ -68,6 +69,7 @@ async def test_hits_count_views(client: httpx.AsyncClient, rt: Runtime):
     assert rt.view_counts.pending == before + 3
 
 
+@pytest.mark.settings(response_cache_seconds=60)  # not the TTL under test: no expiry mid-test
 async def test_catalog_edits_are_seen_at_once(client: httpx.AsyncClient, rt: Runtime):
     sale = await on_sale(rt)
     await gql(client, EVENT, {"id": sale.event.id})
