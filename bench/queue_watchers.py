@@ -6,7 +6,8 @@
 
 Connects (``--concurrency`` handshakes at a time), waits for every subscriber's first ticket,
 prints ``READY <n>``, then records each later update as ``[arrival (epoch s), position]``
-until the subscriber's position went down by ``--drop`` or ``--seconds`` pass. Prints one JSON
+until the subscriber's position went down by ``--drop``, ``--seconds`` pass, or a ``STOP``
+line (or the end) comes on stdin. Prints one JSON
 line: ``{"subscribers": n, "failed": f, "endings": {why: n}, "cpu_seconds": s, "streams": [[first position,
 [[t, p], ...]], ...]}`` (``cpu_seconds``: this process's CPU time after READY).
 Loopback only.
@@ -20,6 +21,7 @@ import json
 import sys
 import time
 from collections import Counter
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -131,12 +133,26 @@ async def main() -> None:
     cpu_ready = time.process_time()
     deadline = time.monotonic() + args.seconds
     streams: list[list[tuple[float, int]]] = [[] for _ in opened]
-    endings = await asyncio.gather(
-        *(
-            follow(ws, first - args.drop, deadline, out)
-            for (ws, first), out in zip(opened, streams, strict=True)
-        )
-    )
+
+    async def follow_until_stopped(ws: ClientConnection, first: int, out: list[Any]) -> str:
+        try:
+            return await follow(ws, first - args.drop, deadline, out)
+        except asyncio.CancelledError:
+            return "stopped"
+
+    following = [
+        asyncio.create_task(follow_until_stopped(ws, first, out))
+        for (ws, first), out in zip(opened, streams, strict=True)
+    ]
+
+    async def stop_on_stdin() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        for task in following:
+            task.cancel()
+
+    stopper = asyncio.create_task(stop_on_stdin())
+    endings = await asyncio.gather(*following)
+    stopper.cancel()
     result = {
         "subscribers": len(opened),
         "failed": failed,
