@@ -114,6 +114,7 @@ class Runtime:
         await self.payments.aclose()
         await self.view_counts.stop()
         await self.catalog_cache.stop()
+        await self.live_users.settled()
         await self.backends.close()
         await self.db.dispose()
 
