@@ -131,8 +131,18 @@ async def test_holds_need_an_open_sale_and_respect_limits(client: httpx.AsyncCli
     draft = await gql(
         client, HOLD, {"i": {"sessionId": later.id, "tierId": tier.id, "quantity": 1}}, token=fan
     )
-    assert draft.code == "BAD_USER_INPUT"
-    assert draft.error["extensions"]["reason"] == "NOT_ON_SALE"
+    # a draft event's session does not exist for a customer (NOT_ON_SALE would confirm it)
+    assert draft.code == "NOT_FOUND"
+    assert draft.error["extensions"]["field"] == "sessionId"
+    # the tenant's organizer sees the draft, and is told it is not on sale
+    organizer = await token_for(rt, await make_user(rt, "org@example.com", Role.ORGANIZER, tenant))
+    staff = await gql(
+        client,
+        HOLD,
+        {"i": {"sessionId": later.id, "tierId": tier.id, "quantity": 1}},
+        token=organizer,
+    )
+    assert staff.error["extensions"]["reason"] == "NOT_ON_SALE"
     await publish(rt, event)
     early = await gql(
         client, HOLD, {"i": {"sessionId": later.id, "tierId": tier.id, "quantity": 1}}, token=fan

@@ -13,7 +13,14 @@ from sqlmodel import col, select
 
 from boxoffice.backends.seat_ledger import SeatState
 from boxoffice.clock import utcnow
-from boxoffice.errors import AlreadyExists, BadUserInput, HoldNotFound, SeatUnavailable, SoldOut
+from boxoffice.errors import (
+    AlreadyExists,
+    BadUserInput,
+    HoldNotFound,
+    NotFound,
+    SeatUnavailable,
+    SoldOut,
+)
 from boxoffice.ids import new_id
 from boxoffice.jobs import CONSUMERS, JOBS, expire_waitlist_offers
 from boxoffice.models.identity import User
@@ -31,7 +38,8 @@ from boxoffice.services.waitlist_offers import (
     fulfilment_consumer,
     offer_token,
 )
-from tests.helpers import make_user, viewer_for
+from tests.catalog_factories import make_event, make_session, make_tier, make_venue
+from tests.helpers import make_tenant, make_user, viewer_for
 from tests.order_factories import OnSale, hold_for, on_sale, order_for, pay
 from tests.refund_factories import entry, join, reload_order, request, review
 from tests.ticket_factories import organizer, ticketed_order, tickets_of
@@ -335,6 +343,19 @@ async def test_joining_needs_a_sold_out_tier_once_per_person(rt: Runtime):
     assert again.status is WaitlistStatus.WAITING
     mine, _ = await waitlist.my_waitlist(deps=rt.order_deps, viewer=viewer)
     assert [m.id for m in mine] == [again.id]
+
+
+async def test_a_draft_events_session_has_no_waitlist_for_customers(rt: Runtime):
+    # given a session of an event still in draft
+    tenant = await make_tenant(rt, "Draft club")
+    event = await make_event(rt, tenant, await make_venue(rt, tenant))
+    session = await make_session(rt, event)
+    tier = await make_tier(rt, session, capacity=5)
+    (waiter,) = await people(rt, "draft-waiter")
+    # when a customer asks to wait for it, then it does not exist (as an unknown id)
+    with pytest.raises(NotFound) as missing:
+        await join(rt, waiter, session.id, tier.id)
+    assert missing.value.details["field"] == "sessionId"
 
 
 async def test_people_who_let_offers_lapse_are_paused(rt: Runtime):

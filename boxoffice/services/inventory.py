@@ -55,6 +55,7 @@ from boxoffice.ids import new_id
 from boxoffice.models.events import EventStatus, SessionStatus, TierStatus
 from boxoffice.models.orders import ChannelAllocation, Order, OrderItem, OrderStatus
 from boxoffice.services.availability_feed import AvailabilityFeeds
+from boxoffice.services.catalog_access import sees_drafts_of
 from boxoffice.services.queue_tokens import QueueTokens
 from boxoffice.services.session_rules import SessionRules, SessionRulesCache
 from boxoffice.services.viewer import Viewer
@@ -368,6 +369,13 @@ async def snapshot(
 # -- holds -----------------------------------------------------------------------------------
 
 
+def require_visible(rules: SessionRules, viewer: Viewer) -> None:
+    """A draft event's sessions do not exist for those who may not see drafts: NOT_FOUND, as
+    for an unknown id, rather than NOT_ON_SALE, which would confirm the id."""
+    if rules.event_status is EventStatus.DRAFT and not sees_drafts_of(viewer, rules.tenant_id):
+        raise NotFound("No such session.", field="sessionId")
+
+
 def check_sale_open(rules: SessionRules, now: datetime) -> None:
     if (
         rules.event_status in CLOSED_EVENT_STATUSES
@@ -508,6 +516,7 @@ async def create_hold(
     rules = await rules_cache.get(session_id)
     now = utcnow()
     if enforce_sale_window:
+        require_visible(rules, viewer)
         check_sale_open(rules, now)
     need = _requested_units(
         rules, tier_id=tier_id, quantity=quantity, seat_ids=seat_ids, channel=channel
@@ -634,5 +643,6 @@ __all__ = [
     "load_ledger",
     "parse_hold_token",
     "release_hold",
+    "require_visible",
     "snapshot",
 ]

@@ -53,6 +53,7 @@ async def join_waitlist(
     the session's sale not open), ``AlreadyExists`` (already waiting for this tier)."""
     user_id = viewer.require_user()
     rules = await deps.rules.get(session_id)
+    inventory.require_visible(rules, viewer)
     tier = rules.tiers.get(tier_id)
     if tier is None or tier.status is not TierStatus.ACTIVE:
         raise BadUserInput("No such tier on sale in this session.", field="tierId")
