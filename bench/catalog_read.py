@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import httpx
 import orjson
 
 from bench.fixtures import bench_env, build_sale, postgres_database, redis_server
-from bench.harness import boxoffice_server, free_port, load, record, server
+from bench.harness import bare_server, boxoffice_server, free_port, load, record
 
 QUERY = """query($id: ID!) { event(id: $id) { id title category city status performers tags
   venue { name city } sessions { id startsAt saleStartsAt queueEnabled
@@ -46,23 +45,9 @@ def main() -> None:
                 graphql = load(url, body=body, connections=args.connections, seconds=args.seconds)
             body_file = Path(tmp) / "event.json"
             body_file.write_bytes(answer)
-            port = free_port()
-            with server(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "bench.baseline:app",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
-                port=port,
-                env={"BENCH_BODY_FILE": str(body_file)},
-            ):
+            with bare_server("bench.baseline:app", {"BENCH_BODY_FILE": str(body_file)}) as bare_url:
                 bare = load(
-                    f"http://127.0.0.1:{port}/graphql",
+                    f"{bare_url}/graphql",
                     body=body,
                     connections=args.connections,
                     seconds=args.seconds,

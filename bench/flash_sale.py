@@ -53,6 +53,7 @@ from bench.fixtures import OPERATOR, bench_env, build_sale, postgres_database, r
 from bench.harness import (
     ROOT,
     background,
+    bare_server,
     boxoffice_server,
     cpu_seconds,
     free_port,
@@ -60,7 +61,6 @@ from bench.harness import (
     percentile,
     progress,
     record,
-    server,
     server_latency,
 )
 from boxoffice.clock import utcnow
@@ -192,24 +192,12 @@ async def bare_baseline(
             },
         }
     ).decode()
-    port = free_port()
-    with server(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.bare_hold:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        port=port,
-        env={**env, "BENCH_SESSION_ID": sale.session_id},
-    ):
+    with bare_server(
+        "bench.bare_hold:app", {**env, "BENCH_SESSION_ID": sale.session_id}
+    ) as bare_url:
         figures = await asyncio.to_thread(
             load,
-            f"http://127.0.0.1:{port}/hold",
+            f"{bare_url}/hold",
             body=body,
             connections=max(1, min(burst, attempts)),
             seconds=30.0,

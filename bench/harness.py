@@ -124,6 +124,16 @@ def server(
 
 
 @contextlib.contextmanager
+def bare_server(app: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A bare baseline (``module:attribute``, e.g. ``bench.baseline:app``) under uvicorn on a
+    free port, until the block ends; yields its base URL."""
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"]
+    with server(args, port=port, env=env):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
 def background(
     args: list[str], *, env: dict[str, str] | None = None, name: str = "process"
 ) -> Iterator[subprocess.Popen[bytes]]:

@@ -13,13 +13,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import orjson
 
 from bench.fixtures import bench_env, build_sale, postgres_database, redis_server
-from bench.harness import boxoffice_server, free_port, load, record, server
+from bench.harness import bare_server, boxoffice_server, free_port, load, record
 
 HOLD = "mutation($i: CreateHoldInput!) { createHold(input: $i) { token expiresAt } }"
 
@@ -76,24 +75,10 @@ def main() -> None:
                     connections=args.connections,
                     seconds=args.seconds,
                 )
-            port = free_port()
             bare_env = {**env, "BENCH_SESSION_ID": session_id}
-            with server(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "bench.bare_hold:app",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
-                port=port,
-                env=bare_env,
-            ):
+            with bare_server("bench.bare_hold:app", bare_env) as bare_url:
                 bare = load(
-                    f"http://127.0.0.1:{port}/hold",
+                    f"{bare_url}/hold",
                     body=body,
                     connections=args.connections,
                     seconds=args.seconds,

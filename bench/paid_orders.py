@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from bench.fixtures import bench_env, build_sale, postgres_database, redis_server
-from bench.harness import boxoffice_server, free_port, record, server
+from bench.harness import bare_server, boxoffice_server, free_port, record
 
 HOLD = "mutation($i: CreateHoldInput!) { createHold(input: $i) { token } }"
 ORDER = "mutation($i: CreateOrderInput!) { createOrder(input: $i) { id status } }"
@@ -191,22 +191,8 @@ def main() -> None:
                 result = driver(f"http://127.0.0.1:{port}")
             body_file = Path(tmp) / "bare.json"
             body_file.write_bytes(b'{"data":{"createHold":{"token":"x"}}}')
-            port = free_port()
-            with server(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "bench.baseline:app",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
-                port=port,
-                env={"BENCH_BODY_FILE": str(body_file)},
-            ):
-                bare = driver(f"http://127.0.0.1:{port}", "--bare")
+            with bare_server("bench.baseline:app", {"BENCH_BODY_FILE": str(body_file)}) as bare_url:
+                bare = driver(bare_url, "--bare")
         finally:
             loop.run_until_complete(db_cm.__aexit__(None, None, None))
             loop.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import boxoffice_server, free_port, load, record, server
+from bench.harness import bare_server, boxoffice_server, free_port, load, record
 
 QUERY = '{"query":"{ __typename }"}'
 
@@ -46,23 +46,9 @@ def main() -> None:
             graphql = load(url, body=QUERY, connections=args.connections, seconds=args.seconds)
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(body)
-        port = free_port()
-        with server(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.baseline:app",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            port=port,
-            env={"BENCH_BODY_FILE": str(body_file)},
-        ):
+        with bare_server("bench.baseline:app", {"BENCH_BODY_FILE": str(body_file)}) as bare_url:
             bare = load(
-                f"http://127.0.0.1:{port}/graphql",
+                f"{bare_url}/graphql",
                 body=QUERY,
                 connections=args.connections,
                 seconds=args.seconds,
