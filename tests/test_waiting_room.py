@@ -7,6 +7,7 @@ import itertools
 import os
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -268,7 +269,10 @@ async def collect(rt: Runtime, user_id: str, out: list[QueueTicket], ready: asyn
         ready.set()
 
 
-def ticker_for(rt: Runtime, rate: int, opens_at: float, sold_out: bool = False) -> AdmissionTicker:
+def ticker_for(
+    rt: Runtime, rate: int, opens_at: float, sold_out: bool = False, **options: Any
+) -> AdmissionTicker:
+    """The event's ticker; ``options`` go to ``AdmissionTicker`` (a clock, the draw's lead)."""
     schedule = QueueSchedule(EVENT, datetime.fromtimestamp(opens_at, UTC), rate, sold_out)
 
     async def schedules() -> list[QueueSchedule]:
@@ -280,7 +284,21 @@ def ticker_for(rt: Runtime, rate: int, opens_at: float, sold_out: bool = False) 
         leases=rt.backends.leases,
         schedules=schedules,
         owner="test",
+        **options,
     )
+
+
+async def everyone_watching(
+    rt: Runtime, users: list[str]
+) -> tuple[dict[str, list[QueueTicket]], list[asyncio.Task[None]]]:
+    """``users`` join and watch their position; returns once each has its first ticket."""
+    for user in users:
+        await join(rt, user)
+    streams: dict[str, list[QueueTicket]] = {u: [] for u in users}
+    readiness = {u: asyncio.Event() for u in users}
+    tasks = [asyncio.create_task(collect(rt, u, streams[u], readiness[u])) for u in users]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readiness.values())), 10)
+    return streams, tasks
 
 
 async def test_positions_stream_down_to_admission(rt: Runtime):
@@ -328,12 +346,7 @@ async def test_the_far_end_of_the_line_hears_less_often_and_the_front_every_tick
     monkeypatch.setattr(waiting_room, "NEAR_SECONDS", 5)
     monkeypatch.setattr(waiting_room, "FAR_REFRESH_SECONDS", 0.2)
     users = [f"u{i:02d}" for i in range(40)]
-    for user in users:
-        await join(rt, user)
-    streams: dict[str, list[QueueTicket]] = {u: [] for u in users}
-    readiness = {u: asyncio.Event() for u in users}
-    tasks = [asyncio.create_task(collect(rt, u, streams[u], readiness[u])) for u in users]
-    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readiness.values())), 10)
+    streams, tasks = await everyone_watching(rt, users)
     # when the ticker admits one a tick, ticking every 30 ms
     ticker = ticker_for(rt, rate=1, opens_at=time.time() - 1)
     for _ in range(400):
@@ -369,29 +382,13 @@ async def test_at_the_draw_the_far_end_hears_its_place_in_groups(
     monkeypatch.setattr(waiting_room, "FAR_REFRESH_SECONDS", 100.0)
     monkeypatch.setattr(waiting_room, "FAR_GROUPS", 5)
     users = [f"u{i:02d}" for i in range(40)]
-    for user in users:
-        await join(rt, user)
-    streams: dict[str, list[QueueTicket]] = {u: [] for u in users}
-    readiness = {u: asyncio.Event() for u in users}
-    tasks = [asyncio.create_task(collect(rt, u, streams[u], readiness[u])) for u in users]
-    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readiness.values())), 10)
+    streams, tasks = await everyone_watching(rt, users)
     # when the line is drawn (its sale an hour away: nobody admitted, no place moves) and
     # the ticker ticks every 20 s of its clock
     t0 = time.time()
     now = [t0]
-    schedule = QueueSchedule(EVENT, datetime.fromtimestamp(t0 + 3600, UTC), 1)
-
-    async def schedules() -> list[QueueSchedule]:
-        return [schedule]
-
-    ticker = AdmissionTicker(
-        room=rt.backends.waiting_room,
-        broker=rt.backends.broker,
-        leases=rt.backends.leases,
-        schedules=schedules,
-        owner="test",
-        draw_ahead_seconds=7200,
-        clock=lambda: now[0],
+    ticker = ticker_for(
+        rt, rate=1, opens_at=t0 + 3600, draw_ahead_seconds=7200, clock=lambda: now[0]
     )
     heard: list[set[str]] = []
     for group in range(5):
