@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from boxoffice.backends import Backends, open_backends
-from boxoffice.backends.broker import FANOUT_SLICE, RESYNC, URGENT
+from boxoffice.backends.broker import FANOUT_SLICE, RESYNC, URGENT, Broker, Wants
 from tests.services import RedisServer
 
 
@@ -185,28 +185,45 @@ async def test_a_broker_filter_wakes_only_the_subscribers_it_lets_through(backen
         ]
 
 
+async def first_heard(
+    broker: Broker,
+    channel: str,
+    names: list[str],
+    log: list[str],
+    wants_of: Callable[[str], Wants | None] = lambda _: None,
+) -> list[asyncio.Task[None]]:
+    """One subscriber per name, subscribed in that order (filter ``wants_of(name)``), each
+    appending its name to ``log`` when its first message wakes it. Returns the listening
+    tasks once all of them are subscribed."""
+    subscribed = 0
+    ready = asyncio.Event()
+
+    async def listen(name: str) -> None:
+        nonlocal subscribed
+        async with broker.subscribe(channel, wants=wants_of(name)) as messages:
+            subscribed += 1
+            if subscribed == len(names):
+                ready.set()
+            async for _ in messages:
+                log.append(name)
+                return
+
+    tasks = []
+    for name in names:
+        tasks.append(asyncio.create_task(listen(name)))
+        await asyncio.sleep(0)
+    await asyncio.wait_for(ready.wait(), 10)
+    await asyncio.sleep(0.05)
+    return tasks
+
+
 async def test_a_big_fan_out_lets_other_work_run_between_slices(backends: Backends):
     # given three slices' worth of subscribers, each logging when it is woken, and a task
     # that logs every loop turn it gets
     broker = backends.broker
-    count = 3 * FANOUT_SLICE
+    names = [f"s{i}" for i in range(3 * FANOUT_SLICE)]
     log: list[str] = []
-    ready = asyncio.Event()
-    subscribed = 0
-
-    async def listen(n: int) -> None:
-        nonlocal subscribed
-        async with broker.subscribe("big") as messages:
-            subscribed += 1
-            if subscribed == count:
-                ready.set()
-            async for _ in messages:
-                log.append("subscriber")
-                return
-
-    tasks = [asyncio.create_task(listen(n)) for n in range(count)]
-    await asyncio.wait_for(ready.wait(), 10)
-    await asyncio.sleep(0.05)
+    tasks = await first_heard(broker, "big", names, log)
     done = asyncio.Event()
 
     async def other_work() -> None:
@@ -221,8 +238,8 @@ async def test_a_big_fan_out_lets_other_work_run_between_slices(backends: Backen
     done.set()
     await other
     # then everyone heard it, and the other task ran while the fan-out was under way
-    woken = [i for i, entry in enumerate(log) if entry == "subscriber"]
-    assert len(woken) == count
+    woken = [i for i, entry in enumerate(log) if entry != "other"]
+    assert len(woken) == len(names)
     assert "other" in log[woken[0] : woken[-1]]
 
 
@@ -230,26 +247,13 @@ async def test_urgent_subscribers_are_woken_first(backends: Backends):
     # given two slices' worth of ordinary subscribers, then five whose filter says URGENT
     broker = backends.broker
     woken: list[str] = []
-    subscribed: list[str] = []
-    ready = asyncio.Event()
     names = [f"n{i}" for i in range(2 * FANOUT_SLICE)] + [f"u{i}" for i in range(5)]
 
-    async def listen(name: str) -> None:
+    def wants_of(name: str) -> Wants:
         urgent = name.startswith("u")
-        async with broker.subscribe("line", wants=lambda _: URGENT if urgent else True) as sub:
-            subscribed.append(name)
-            if len(subscribed) == len(names):
-                ready.set()
-            async for _ in sub:
-                woken.append(name)
-                return
+        return lambda _: URGENT if urgent else True
 
-    tasks = []
-    for name in names:
-        tasks.append(asyncio.create_task(listen(name)))
-        await asyncio.sleep(0)
-    await asyncio.wait_for(ready.wait(), 10)
-    await asyncio.sleep(0.05)
+    tasks = await first_heard(broker, "line", names, woken, wants_of)
     # when a message goes to all of them
     await broker.publish("line", "tick")
     await asyncio.wait_for(asyncio.gather(*tasks), 10)
