@@ -41,7 +41,7 @@ import httpx
 import orjson
 
 from bench import ws_lite
-from bench.harness import client_ip
+from bench.harness import client_ip, run_on_uvloop
 from boxoffice.gc_tuning import tune_gc
 
 JOIN = (
@@ -357,10 +357,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(main())
+    run_on_uvloop(main())

@@ -3,6 +3,7 @@ from another process, and append results to ``bench/RESULTS.md``."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -13,14 +14,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
+T = TypeVar("T")
+
+
+def run_on_uvloop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on uvloop when it is installed (uvicorn[standard] brings it, and
+    the servers run on it), so load generators are not slower than what they measure."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    return asyncio.run(main)
 
 
 def progress(message: str) -> None:

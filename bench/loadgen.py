@@ -18,6 +18,8 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+from bench.harness import run_on_uvloop
+
 
 def build_request(url: str, body: bytes | None, headers: dict[str, str]) -> tuple[str, int, bytes]:
     parts = urlsplit(url)
@@ -128,13 +130,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--max-requests", type=int, default=2_000_000)
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    print(json.dumps(asyncio.run(run(args))))
+    print(json.dumps(run_on_uvloop(run(args))))
     sys.stdout.flush()
 
 

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.harness import client_ip
+from bench.harness import client_ip, run_on_uvloop
 
 POSITION = (
     "subscription($e: ID!) { queuePosition(eventId: $e) { status position ahead "
@@ -165,10 +165,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(main())
+    run_on_uvloop(main())
