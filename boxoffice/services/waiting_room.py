@@ -287,7 +287,8 @@ class _Watch:
         return near or at + FAR_REFRESH_SECONDS / FAR_GROUPS / 2 >= self.due
 
     def wants(self, raw: str) -> int:
-        return True if raw == RESYNC else self.acts_on(parse_broadcast(raw))
+        """The broker's filter (it never asks about ``RESYNC``, which always passes)."""
+        return self.acts_on(parse_broadcast(raw))
 
 
 async def watch_position(
@@ -316,7 +317,7 @@ async def watch_position(
     rather than all in the draw's tick — and so keeps hearing spread out afterwards. That can
     never delay anyone's admission: a far place is more than ``NEAR_SECONDS`` from its turn.
     """
-    watch = _Watch(due=clock() + FAR_REFRESH_SECONDS)
+    watch = _Watch()  # until the entry is read, any OPEN or CLOSED tick wakes the stream
     async with broker.subscribe(
         channels.queue(event_id), latest_only=True, wants=watch.wants
     ) as messages:
