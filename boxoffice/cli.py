@@ -64,6 +64,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         ws_max_size=256 * 1024,
         ws_per_message_deflate=settings.ws_compression,
         lifespan="on",
+        # uvloop, accepting every waiting connection per turn (see boxoffice.serving)
+        loop="boxoffice.serving:new_event_loop",
     )
     return 0
 
