@@ -3,12 +3,15 @@
 redis-py spends 50-75 us of CPU per command here (connection pool checkout, retry and timeout
 wrappers, observability hooks); one asyncio protocol writing commands as they come and
 resolving replies in order with hiredis spends 8-13 us (``bench/RESULTS.md``). Concurrent
-callers share one connection, and the commands of one event-loop turn leave in one write
-(pipelining without a pipeline object). It serves the seat ledger's scripts, the revocation
-markers and the rate limiter (two calls on every hold: the markers with the rate limit, then
-the ledger), and the calls every subscriber of a
-waiting room makes at once (its entry's status, its subscription slot); everything else keeps
-redis-py.
+callers share one connection (pipelining without a pipeline object). It serves the seat
+ledger's scripts, the revocation markers and the rate limiter (on every hold: the markers
+with the rate limit, then the ledger, then on a queue session the queue token's spending),
+and the calls every subscriber of a waiting room makes at once (its entry's status, its
+subscription slot); everything else keeps redis-py.
+
+Each command is written at once. Batching one event-loop turn's commands into one write saved
+a few microseconds of system calls, but made every command wait for the next turn; under load
+(turns full of subscriber pushes and checkout work) that was 10-20 ms per round trip.
 
 Semantics:
 
@@ -74,7 +77,6 @@ class _Protocol(asyncio.Protocol):
         self._timeout = timeout
         self._last_reply = time.monotonic()
         self._watchdog: asyncio.TimerHandle | None = None
-        self._outgoing: list[bytes] = []
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -110,24 +112,15 @@ class _Protocol(asyncio.Protocol):
                 waiter.set_exception(error)
 
     def send(self, payload: bytes) -> asyncio.Future[Any]:
-        """Queue one encoded command; commands queued in the same turn of the event loop go
-        out in one write (one system call for many concurrent requests)."""
+        """Write one encoded command now; its reply resolves the returned future."""
         if self.closed or self._transport is None:
             raise RedisConnectionError("Redis connection is closed")
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
+        waiter = asyncio.get_running_loop().create_future()
         if not self._waiters:
             self._last_reply = time.monotonic()  # the clock runs from the oldest wait
         self._waiters.append(waiter)
-        if not self._outgoing:
-            loop.call_soon(self._flush)
-        self._outgoing.append(payload)
+        self._transport.write(payload)
         return waiter
-
-    def _flush(self) -> None:
-        outgoing, self._outgoing = self._outgoing, []
-        if self._transport is not None and not self.closed:
-            self._transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
 
     def _arm(self) -> None:
         loop = asyncio.get_running_loop()
