@@ -115,6 +115,7 @@ class Runtime:
         await self.view_counts.stop()
         await self.catalog_cache.stop()
         await self.live_users.settled()
+        await self.session_rules.settled()
         await self.backends.close()
         await self.db.dispose()
 

@@ -56,6 +56,7 @@ class QueueMutation:
         viewer = await context.viewer()
         user_id = viewer.require_user()
         event = queue_events.require_joinable(await rt.queue_events.find(event_id), viewer=viewer)
+        rt.session_rules.warm_event(event.event_id)  # this process's buyers will hold
         ticket = await waiting_room.join_queue(
             db=rt.db,
             room=rt.backends.waiting_room,

@@ -25,6 +25,7 @@ class QueueSubscription:
         viewer = await context.viewer()
         user_id = viewer.require_user()
         event = await rt.queue_events.get(event_id, viewer=viewer)
+        rt.session_rules.warm_event(event.event_id)  # its admitted buyers will hold here
         async with tracked(context, "queuePosition"):
             async for ticket in waiting_room.watch_position(
                 room=rt.backends.waiting_room,
