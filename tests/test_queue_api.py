@@ -39,6 +39,7 @@ ADD = """mutation($i: AddToBlacklistInput!) { addToBlacklist(input: $i) {
   id kind value reason createdBy createdAt } }"""
 REMOVE = "mutation($id: ID!) { removeFromBlacklist(id: $id) }"
 LIST = "query($k: BlacklistKind) { blacklist(kind: $k) { id kind value } }"
+RELEASE = "mutation($t: String!) { releaseHold(token: $t) }"
 AVAILABLE = """query($s: ID!) { session(id: $s) { tiers { id available } } }"""
 
 
@@ -366,6 +367,55 @@ async def test_one_token_used_at_once_by_many_requests_holds_once(
         ("QUEUE_TOKEN_INVALID", "REPLAYED")
     }
     assert await available(client, sale.session.id) == before - 1
+
+
+async def test_a_hold_that_fails_leaves_its_token_usable(client: httpx.AsyncClient, rt: Runtime):
+    # given a queue session with one ticket left, taken by a rival's hold
+    sale = await queue_sale(rt, capacity=1)
+    (fan, fan_token), (rival, rival_token) = await customers(rt, 2)
+    item = {"sessionId": sale.session.id, "tierId": sale.tier.id, "quantity": 1}
+
+    def token_of(user: Any) -> str:
+        return rt.queue_tokens.issue(user_id=user.id, event_id=sale.event.id).token
+
+    taken = await gql(
+        client, HOLD, {"i": {**item, "queueToken": token_of(rival)}}, token=rival_token
+    )
+    rival_hold = taken.data["createHold"]["token"]
+    fan_queue_token = token_of(fan)
+    # when the fan's hold is refused SOLD_OUT (the token was spent beside it)
+    refused = await gql(
+        client, HOLD, {"i": {**item, "queueToken": fan_queue_token}}, token=fan_token
+    )
+    assert refused.code == "SOLD_OUT"
+    # then, once the rival lets go, the same token holds (it was not used up by the refusal)
+    released = await gql(client, RELEASE, {"t": rival_hold}, token=rival_token)
+    assert released.data["releaseHold"] is True
+    await heard_free(rt, sale)
+    held = await gql(client, HOLD, {"i": {**item, "queueToken": fan_queue_token}}, token=fan_token)
+    assert held.data["createHold"]["sessionId"] == sale.session.id
+    # and it stays spent: a refused try after the hold does not make it usable again
+    again = await gql(client, HOLD, {"i": {**item, "queueToken": fan_queue_token}}, token=fan_token)
+    assert again.code == "SOLD_OUT"
+    mine = held.data["createHold"]["token"]
+    assert (await gql(client, RELEASE, {"t": mine}, token=fan_token)).data["releaseHold"] is True
+    await heard_free(rt, sale)
+    replayed = await gql(
+        client, HOLD, {"i": {**item, "queueToken": fan_queue_token}}, token=fan_token
+    )
+    assert (replayed.code, replayed.error["extensions"].get("reason")) == (
+        "QUEUE_TOKEN_INVALID",
+        "REPLAYED",
+    )
+
+
+async def heard_free(rt: Runtime, sale: Any) -> None:
+    """Until this process has heard of a release (it remembers a sell-out it saw)."""
+    for _ in range(250):
+        if not rt.sold_out.is_sold_out(sale.session.id, sale.tier.id):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the release was never heard")
 
 
 async def test_a_session_without_a_queue_needs_no_token(client: httpx.AsyncClient, rt: Runtime):

@@ -40,6 +40,12 @@ class RedisCodeStore:
         await self._redis.set(self._prefix + key, value, px=_ms(ttl_seconds))
 
     async def put_if_absent(self, key: str, value: str, *, ttl_seconds: float) -> bool:
+        # on the hold path (a queue token spent beside the hold): the fast client when there is one
+        if self._fast is not None:
+            reply = await self._fast.execute_command(
+                "SET", self._prefix + key, value, "PX", _ms(ttl_seconds), "NX"
+            )
+            return reply is not None
         return bool(await self._redis.set(self._prefix + key, value, px=_ms(ttl_seconds), nx=True))
 
     async def get(self, key: str) -> str | None:
