@@ -28,7 +28,7 @@ from boxoffice.backends.redis_pubsub import RESYNC, RedisPubSubBackend
 __all__ = ["RESYNC", "URGENT", "Broker", "Wants", "channels"]
 
 QUEUE_SIZE = 1000
-FANOUT_SLICE = 64  # subscribers woken per event-loop turn
+FANOUT_SLICE = 16  # subscribers woken per event-loop turn
 
 # a subscriber's filter: falsy when it would do nothing with the message (``RESYNC`` always
 # passes), ``URGENT`` to be woken in the first slices. It runs in the fan-out, before the
