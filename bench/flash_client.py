@@ -8,8 +8,8 @@ Each line of ``--tokens`` is one user (user ``--first + n`` of the run: it talks
 ``index % len(urls)`` from the address ``harness.client_ip(index)``, sent as
 ``X-Forwarded-For``). Every user
 
-1. ``joinQueue`` over HTTP (httpx), then opens a WebSocket (``graphql-transport-ws``, with
-   ``bench.ws_lite``) and subscribes to ``queuePosition``; once every user has its first
+1. ``joinQueue`` over HTTP (``bench.http_lite``, a keep-alive connection per user, closed
+   after the join), then opens a WebSocket (``graphql-transport-ws``, with ``bench.ws_lite``) and subscribes to ``queuePosition``; once every user has its first
    ticket (or failed to get it) the process prints
    ``READY <n>``;
 2. waits for a line on stdin: ``GO <deadline epoch seconds>``; from then on each user
@@ -37,10 +37,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
-from bench import ws_lite
+from bench import http_lite, ws_lite
 from bench.harness import client_ip, run_on_uvloop
 from boxoffice.gc_tuning import tune_gc
 
@@ -78,6 +77,8 @@ class User:
     hold_ms: float = 0.0  # createHold round trip, ok or not
     held_at: float = 0.0
     paid_at: float = 0.0
+    admit_arrived: float = 0.0
+    hold_sent: float = 0.0
 
 
 def code_of(answer: dict[str, Any]) -> str | None:
@@ -92,33 +93,35 @@ def epoch_of(iso: str | None) -> float:
 
 
 class Buyer:
-    def __init__(self, args: argparse.Namespace, http: httpx.AsyncClient, user: User) -> None:
+    def __init__(self, args: argparse.Namespace, user: User) -> None:
         self.args = args
-        self.http = http
         self.user = user
         self.ip = client_ip(user.index)
+        address = urlsplit(user.base)
+        self.http = http_lite.Connection(address.hostname or "127.0.0.1", address.port or 80)
         self.ws: ws_lite.LiteSocket | None = None
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def call(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         """One GraphQL request; the ``data`` of the answer, or ``Refused``."""
-        response = await self.http.post(
-            self.user.base + "/graphql",
+        response = await self.http.request(
+            "POST",
+            "/graphql",
             # the operation's name, as Apollo and urql send it (the servers' metrics label)
-            content=orjson.dumps(
+            orjson.dumps(
                 {
                     "query": query,
                     "variables": variables,
                     "operationName": query.split("(", 1)[0].split()[1],
                 }
             ),
-            headers={
+            {
                 "authorization": f"Bearer {self.user.token}",
                 "content-type": "application/json",
                 "x-forwarded-for": self.ip,
             },
         )
-        answer = orjson.loads(response.content)
+        answer = orjson.loads(response.body)
         code = code_of(answer)
         if code is not None:
             raise Refused(code)
@@ -129,6 +132,7 @@ class Buyer:
         """Join the line and subscribe to the position (before the sale opens)."""
         user = self.user
         await self.call(JOIN, {"e": self.args.event, "d": f"device-{user.index}"})
+        self.http.close()  # the socket carries the wait; the hold opens a connection afresh
         user.stage = "subscribe"
         address = urlsplit(user.base)
         self.ws = await ws_lite.connect(
@@ -168,6 +172,7 @@ class Buyer:
                 self.user.updates.append((arrived, epoch_of(ticket.get("asOf"))))
                 if ticket.get("status") == "WAITING":
                     return
+                self.user.admit_arrived = arrived
         self.inbox.put_nowait(message)
 
     async def next_ticket(self) -> dict[str, Any] | None:
@@ -207,6 +212,7 @@ class Buyer:
         await self.close()
         user.stage = "hold"
         started = time.perf_counter()
+        user.hold_sent = time.time()
         try:
             hold = await self.call(
                 HOLD,
@@ -236,12 +242,13 @@ class Buyer:
         user.stage = "payment"
         payment_no = (await self.call(PAY, {"o": order_id}))["startPayment"]["paymentNo"]
         user.stage = "callback"
-        completed = await self.http.post(
-            f"{user.base}/sandbox/payments/{payment_no}/complete",
-            content=b'{"result": "SUCCESS"}',
-            headers={"content-type": "application/json", "x-forwarded-for": self.ip},
+        completed = await self.http.request(
+            "POST",
+            f"/sandbox/payments/{payment_no}/complete",
+            b'{"result": "SUCCESS"}',
+            {"content-type": "application/json", "x-forwarded-for": self.ip},
         )
-        if not orjson.loads(completed.content).get("acknowledged"):
+        if not orjson.loads(completed.body).get("acknowledged"):
             raise Refused("CALLBACK_NOT_ACKNOWLEDGED")
         user.stage = "paid?"
         status = (await self.call(STATUS, {"o": order_id}))["order"]["status"]
@@ -251,6 +258,13 @@ class Buyer:
         user.outcome = "paid"
 
     async def close(self) -> None:
+        if self.ws is not None:
+            self.ws.close()
+            self.ws = None
+
+    def hang_up(self) -> None:
+        """Close the sockets (the user is done)."""
+        self.http.close()
         if self.ws is not None:
             self.ws.close()
             self.ws = None
@@ -301,59 +315,54 @@ async def main() -> None:
         User(index=args.first + n, token=token, base=urls[(args.first + n) % len(urls)])
         for n, token in enumerate(tokens)
     ]
-    # a connection per request in flight, as every user's browser has its own (a bounded
-    # pool queues the requests of a slow moment in httpcore, whose queue costs O(n) per
-    # step); idle ones are dropped well before uvicorn's 5 s keep-alive timeout, as reusing
-    # one the server is closing fails the request (httpx ReadError)
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=2.0)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        buyers = [Buyer(args, http, user) for user in users]
-        gate = asyncio.Semaphore(args.concurrency)
-        enter_by = time.monotonic() + args.enter_seconds
+    # every user has its own connection, as every browser does (bench.http_lite)
+    buyers = [Buyer(args, user) for user in users]
+    gate = asyncio.Semaphore(args.concurrency)
+    enter_by = time.monotonic() + args.enter_seconds
 
-        async def enter(buyer: Buyer) -> bool:
-            async with gate:
-                try:
-                    await asyncio.wait_for(buyer.enter(), max(0.1, enter_by - time.monotonic()))
-                    return True
-                except Exception as exc:  # counted; the others go on
-                    finish(buyer.user, exc)
-                    await buyer.close()
-                    return False
-
-        entered = await asyncio.gather(*(enter(b) for b in buyers))
-        print(f"READY {sum(entered)}", flush=True)
-        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        deadline = float(line.split()[1])
-        cpu_go = time.process_time()
-
-        async def buy(buyer: Buyer) -> None:
+    async def enter(buyer: Buyer) -> bool:
+        async with gate:
             try:
-                await buyer.buy()
-            except BaseException as exc:
+                await asyncio.wait_for(buyer.enter(), max(0.1, enter_by - time.monotonic()))
+                return True
+            except Exception as exc:  # counted; the others go on
                 finish(buyer.user, exc)
-                if not isinstance(exc, Exception | asyncio.CancelledError):
-                    raise
-            finally:
-                await buyer.close()
+                buyer.hang_up()
+                return False
 
-        tasks = [asyncio.create_task(buy(b)) for b, ok in zip(buyers, entered, strict=True) if ok]
-        reporter = asyncio.create_task(report_progress(users, args.first))
-        if tasks:
-            await asyncio.wait(tasks, timeout=max(0.0, deadline - time.time()))
-        reporter.cancel()
-        # the users still on the way gave up; answer now rather than after cancelling
-        # thousands of requests to a server that may be swamped (that can take minutes)
-        for user in users:
-            if not user.outcome:
-                user.outcome = f"timeout:{user.stage}"
-        result = {
-            "users": [asdict(user) | {"token": None, "base": None} for user in users],
-            "cpu_seconds": time.process_time() - cpu_go,
-        }
-        sys.stdout.write(orjson.dumps(result).decode() + "\n")
-        sys.stdout.flush()
-        os._exit(0)  # no clean-up: the sockets and requests die with the process
+    entered = await asyncio.gather(*(enter(b) for b in buyers))
+    print(f"READY {sum(entered)}", flush=True)
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    deadline = float(line.split()[1])
+    cpu_go = time.process_time()
+
+    async def buy(buyer: Buyer) -> None:
+        try:
+            await buyer.buy()
+        except BaseException as exc:
+            finish(buyer.user, exc)
+            if not isinstance(exc, Exception | asyncio.CancelledError):
+                raise
+        finally:
+            buyer.hang_up()
+
+    tasks = [asyncio.create_task(buy(b)) for b, ok in zip(buyers, entered, strict=True) if ok]
+    reporter = asyncio.create_task(report_progress(users, args.first))
+    if tasks:
+        await asyncio.wait(tasks, timeout=max(0.0, deadline - time.time()))
+    reporter.cancel()
+    # the users still on the way gave up; answer now rather than after cancelling
+    # thousands of requests to a server that may be swamped (that can take minutes)
+    for user in users:
+        if not user.outcome:
+            user.outcome = f"timeout:{user.stage}"
+    result = {
+        "users": [asdict(user) | {"token": None, "base": None} for user in users],
+        "cpu_seconds": time.process_time() - cpu_go,
+    }
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    sys.stdout.flush()
+    os._exit(0)  # no clean-up: the sockets and requests die with the process
 
 
 if __name__ == "__main__":
