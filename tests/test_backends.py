@@ -75,6 +75,19 @@ async def test_code_store_put_if_absent_and_incr(backends: Backends):
     assert await codes.incr("n", ttl_seconds=5) == 1
 
 
+async def test_code_store_put_if_absent_soon_is_sent_before_it_is_awaited(backends: Backends):
+    # given several "soon" stores of one key, all sent before any is awaited
+    codes = backends.codes
+    sent = [codes.put_if_absent_soon("soon", f"v{i}", ttl_seconds=5) for i in range(10)]
+    # then the first one sent stored it, whatever order they are awaited in
+    answers = [await answer for answer in reversed(sent)]
+    assert answers == [False] * 9 + [True]
+    assert await codes.get("soon") == "v0"
+    # and against a key already there, it stores nothing
+    assert await codes.put_if_absent_soon("soon", "late", ttl_seconds=5) is False
+    assert await codes.get("soon") == "v0"
+
+
 async def test_leases_have_one_holder(backends: Backends):
     leases = backends.leases
     got = await asyncio.gather(*(leases.acquire("job", f"p{i}", ttl_seconds=5) for i in range(10)))

@@ -443,6 +443,9 @@ class UnreachableCodes:
     async def put_if_absent(self, key: str, value: str, *, ttl_seconds: float) -> bool:
         raise ConnectionError("the store is unreachable")
 
+    def put_if_absent_soon(self, key: str, value: str, *, ttl_seconds: float) -> Any:
+        return self.put_if_absent(key, value, ttl_seconds=ttl_seconds)
+
 
 async def test_a_token_that_cannot_be_spent_leaves_no_hold(client: httpx.AsyncClient, rt: Runtime):
     # given a queue session and a good token

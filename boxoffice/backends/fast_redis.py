@@ -183,6 +183,15 @@ class FastRedis:
             protocol = await self._connect()
         return await protocol.send(_encode(args))
 
+    def submit(self, *args: Arg) -> asyncio.Future[Any] | None:
+        """Write a command now and return the future of its reply, so that the caller's next
+        command can share its round trip; None when no connection is up, or commands are
+        traced (the caller then awaits ``execute_command``, which connects)."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed or _tracer is not None:
+            return None
+        return protocol.send(_encode(args))
+
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         return list(await self.execute_command("MGET", *keys))
 

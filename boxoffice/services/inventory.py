@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -56,7 +56,7 @@ from boxoffice.models.events import EventStatus, SessionStatus, TierStatus
 from boxoffice.models.orders import ChannelAllocation, Order, OrderItem, OrderStatus
 from boxoffice.services.availability_feed import AvailabilityFeeds
 from boxoffice.services.catalog_access import sees_drafts_of
-from boxoffice.services.queue_tokens import QueueTokens
+from boxoffice.services.queue_tokens import QueueTokenClaims, QueueTokens
 from boxoffice.services.session_rules import SessionRules, SessionRulesCache
 from boxoffice.services.viewer import Viewer
 
@@ -549,15 +549,7 @@ async def create_hold(
         allow_split=allow_split,
         meta=meta,
     )
-    try:
-        hold = await _with_ledger(
-            db, ledger, rules, lambda: ledger.hold(session_id, request, now_ms=ms(now))
-        )
-    except SoldOut:
-        if channel is None:
-            for t in need:
-                sold_out.mark(session_id, t)
-        raise
+    spending: Awaitable[QueueTokenClaims] | None = None
     if (
         rules.queue_enabled
         and channel is None
@@ -565,17 +557,52 @@ async def create_hold(
         and queue_tokens is not None
         and codes is not None
     ):
-        # after the hold: spending it beside the hold in a task of its own measured a turn of
-        # the event loop slower (a finished task wakes its awaiter a turn later)
+        # the token's spending goes out with the hold: one round trip for both, each a turn
+        # of a busy event loop at an on-sale (see ``_unspend`` for the price)
+        spending = queue_tokens.consume_soon(
+            queue_token or "", codes=codes, user_id=user_id, event_id=rules.event_id
+        )
+    try:
+        hold = await _with_ledger(
+            db, ledger, rules, lambda: ledger.hold(session_id, request, now_ms=ms(now))
+        )
+    except BaseException as exc:
+        if spending is not None:
+            await asyncio.shield(_unspend(spending, queue_tokens, codes))
+        if isinstance(exc, SoldOut) and channel is None:
+            for t in need:
+                sold_out.mark(session_id, t)
+        raise
+    if spending is not None:
         try:
-            await queue_tokens.consume(
-                queue_token or "", codes=codes, user_id=user_id, event_id=rules.event_id
-            )
+            await spending
         except BaseException:
             # replayed meanwhile, or the store failed: no hold without a spent token
             await asyncio.shield(give_back(ledger, session_id, hold.hold_id))
             raise
     return _view(rules, hold)
+
+
+async def _unspend(
+    spending: Awaitable[QueueTokenClaims],
+    queue_tokens: QueueTokens | None,
+    codes: CodeStore | None,
+) -> None:
+    """The hold failed: the queue token spent with it is made usable again, so the buyer can
+    try again (SOLD_OUT, a seat just taken, a limit). Of concurrent holds with one token
+    exactly one still stands: a hold whose spending lost gives its seats back. The price of
+    spending with the hold rather than after it: while a failed hold's spending is undone, a
+    concurrent hold with the same token (the buyer's second tab) is refused REPLAYED."""
+    try:
+        claims = await spending
+    except BaseException:
+        return  # not spent by this request
+    assert queue_tokens is not None
+    assert codes is not None
+    try:
+        await queue_tokens.restore(claims, codes=codes)
+    except Exception:
+        log.warning("could not restore a queue token after a failed hold", exc_info=True)
 
 
 async def give_back(ledger: SeatLedger, session_id: str, hold_id: str) -> bool:

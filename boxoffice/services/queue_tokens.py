@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -147,13 +148,30 @@ class QueueTokens:
     ) -> QueueTokenClaims:
         """``verify``, then spend the token: of any number of concurrent callers exactly one
         succeeds. Raises ``QueueTokenInvalid`` (every reason of ``verify``, and REPLAYED)."""
+        return await self.consume_soon(token, codes=codes, user_id=user_id, event_id=event_id)
+
+    def consume_soon(
+        self, token: str, *, codes: CodeStore, user_id: str, event_id: str
+    ) -> Awaitable[QueueTokenClaims]:
+        """``consume`` whose spending is sent before this returns (``put_if_absent_soon``), so
+        that the caller's next round trip carries it; the answer must be awaited. ``verify``'s
+        refusals are raised at once."""
         claims = self.verify(token, user_id=user_id, event_id=event_id)
         remaining = claims.expires_at + LEEWAY_SECONDS - time.time()
-        if not await codes.put_if_absent(
+        stored = codes.put_if_absent_soon(
             _used_key(claims.token_id), user_id, ttl_seconds=max(1.0, remaining)
-        ):
-            raise _refuse(QueueTokenReason.REPLAYED, "The queue token was already used.")
-        return claims
+        )
+        return _spent(claims, stored)
+
+    async def restore(self, claims: QueueTokenClaims, *, codes: CodeStore) -> None:
+        """Make a spent token usable again (what it was spent on did not happen)."""
+        await codes.delete(_used_key(claims.token_id))
+
+
+async def _spent(claims: QueueTokenClaims, stored: Awaitable[bool]) -> QueueTokenClaims:
+    if not await stored:
+        raise _refuse(QueueTokenReason.REPLAYED, "The queue token was already used.")
+    return claims
 
 
 __all__ = [

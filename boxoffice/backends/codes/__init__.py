@@ -5,6 +5,7 @@ Every value has a time to live; nothing here is the source of truth for anything
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Protocol
 
 
@@ -13,6 +14,12 @@ class CodeStore(Protocol):
 
     async def put_if_absent(self, key: str, value: str, *, ttl_seconds: float) -> bool:
         """Store only when the key is free; True when this call stored it."""
+        ...
+
+    def put_if_absent_soon(self, key: str, value: str, *, ttl_seconds: float) -> Awaitable[bool]:
+        """``put_if_absent`` sent before this returns (on Redis: written to the connection now)
+        and answered when awaited, so that the caller's next round trip carries it too. The
+        answer must be awaited."""
         ...
 
     async def get(self, key: str) -> str | None: ...

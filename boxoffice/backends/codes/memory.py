@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 
 
 class MemoryCodeStore:
@@ -28,9 +30,18 @@ class MemoryCodeStore:
         self._values[key] = (value, time.monotonic() + ttl_seconds)
 
     async def put_if_absent(self, key: str, value: str, *, ttl_seconds: float) -> bool:
+        return self._put_if_absent(key, value, ttl_seconds)
+
+    def put_if_absent_soon(self, key: str, value: str, *, ttl_seconds: float) -> Awaitable[bool]:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        answer.set_result(self._put_if_absent(key, value, ttl_seconds))
+        return answer
+
+    def _put_if_absent(self, key: str, value: str, ttl_seconds: float) -> bool:
         if self._live(key) is not None:
             return False
-        await self.put(key, value, ttl_seconds=ttl_seconds)
+        self._prune()
+        self._values[key] = (value, time.monotonic() + ttl_seconds)
         return True
 
     async def get(self, key: str) -> str | None:

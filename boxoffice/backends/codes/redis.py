@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -17,6 +19,10 @@ return value
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
+
+
+async def _stored(reply: Awaitable[Any]) -> bool:
+    return (await reply) is not None
 
 
 class RedisCodeStore:
@@ -47,6 +53,14 @@ class RedisCodeStore:
             )
             return reply is not None
         return bool(await self._redis.set(self._prefix + key, value, px=_ms(ttl_seconds), nx=True))
+
+    def put_if_absent_soon(self, key: str, value: str, *, ttl_seconds: float) -> Awaitable[bool]:
+        if self._fast is not None:
+            sent = self._fast.submit("SET", self._prefix + key, value, "PX", _ms(ttl_seconds), "NX")
+            if sent is not None:
+                return _stored(sent)
+        # no connection up yet (or traced): sent from a task of its own, in the order asked
+        return asyncio.ensure_future(self.put_if_absent(key, value, ttl_seconds=ttl_seconds))
 
     async def get(self, key: str) -> str | None:
         value = await self._redis.get(self._prefix + key)
