@@ -201,6 +201,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         rt = runtime or await open_runtime(settings)
         app.state.runtime = rt
+        if runtime is None:
+            await rt.db.fill_pool()  # before traffic: the first burst opens none
         jobs = JobRunner(rt) if settings.run_background_jobs else None
         if jobs:
             jobs.start()

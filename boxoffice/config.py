@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     otel_endpoint: str | None = None
     otel_service_name: str = "boxoffice"
 
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=20, ge=1)
     run_background_jobs: bool = True
     log_level: str = "INFO"
     log_json: bool = True

@@ -211,3 +211,17 @@ def test_backoff_is_jittered_and_capped():
     delays = [retry_delay(attempt) for attempt in range(1, 12) for _ in range(20)]
     assert all(0 <= d <= 0.5 for d in delays)
     assert len(set(delays)) > 100
+
+
+async def test_fill_pool_opens_the_pools_connections_before_traffic(rt: Runtime):
+    db = Database(rt.db.url, pool_size=3)
+    try:
+        opened = await db.fill_pool()
+        if db.is_sqlite:
+            assert opened == 0  # nothing to open
+            return
+        # then three distinct connections wait in the pool for the first burst
+        assert opened == 3
+        assert db.write_engine.pool.checkedin() == 3  # type: ignore[attr-defined]
+    finally:
+        await db.dispose()
