@@ -10,6 +10,11 @@ own loop accepts up to the backlog per readiness; this loop does the same on uvl
 servers are a listening socket watched with ``add_reader`` that accepts until the kernel's
 queue is empty, each connection handed to uvloop's transports (``connect_accepted_socket``).
 
+With ``--workers N`` the workers share one listening socket: the kernel wakes those waiting in
+``epoll`` and each takes what it can, so a burst goes to the workers that are idle, not to one
+that is busy (libuv's reason for accepting one at a time was fairness between processes that
+are all polling; a busy one is not). Each accept loop is bounded by the backlog.
+
 TLS servers and Unix sockets keep uvloop's own server. Without uvloop (Windows) uvicorn's
 default loop is used, which accepts greedily already.
 """
