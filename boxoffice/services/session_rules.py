@@ -226,6 +226,9 @@ class SessionRulesCache:
         generation = self._generation
         try:
             rules = await read_rules(self._db, session_id)
+        except asyncio.CancelledError:
+            future.cancel()  # shutting down: the waiters are cancelled with it
+            raise
         except BaseException as exc:
             if isinstance(exc, NotFound):
                 self._rules.pop(session_id, None)
