@@ -20,7 +20,7 @@ from boxoffice.models.identity import AuditEntry, Role
 from boxoffice.runtime import Runtime
 from boxoffice.services import inventory, waiting_room
 from tests.catalog_factories import OPERATOR
-from tests.helpers import gql, make_tenant, make_user, token_for, viewer_for
+from tests.helpers import gql, make_tenant, make_user, token_for, until, viewer_for
 from tests.order_factories import hold_for
 from tests.queue_factories import (
     HOLD,
@@ -411,11 +411,11 @@ async def test_a_hold_that_fails_leaves_its_token_usable(client: httpx.AsyncClie
 
 async def heard_free(rt: Runtime, sale: Any) -> None:
     """Until this process has heard of a release (it remembers a sell-out it saw)."""
-    for _ in range(250):
-        if not rt.sold_out.is_sold_out(sale.session.id, sale.tier.id):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the release was never heard")
+    await until(
+        lambda: not rt.sold_out.is_sold_out(sale.session.id, sale.tier.id),
+        "the release to be heard",
+        timeout=5.0,
+    )
 
 
 async def test_a_session_without_a_queue_needs_no_token(client: httpx.AsyncClient, rt: Runtime):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -17,7 +16,7 @@ from starlette.applications import Starlette
 from boxoffice.backends.waiting_room import QueueState
 from boxoffice.runtime import Runtime
 from tests.conftest import LiveServer
-from tests.helpers import gql
+from tests.helpers import gql, until
 from tests.queue_factories import JOIN, POSITION, Clock, catalog_ticker, customers, queue_sale
 from tests.ws import graphql_ws
 
@@ -26,14 +25,6 @@ RATE = 200
 WATCHERS = 50
 CONCURRENCY = 32  # requests in flight at once
 ADDRESSES = 20  # client IPs (each stays under the per-IP join limit)
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def clients(app: Starlette, stack: AsyncExitStack) -> list[httpx.AsyncClient]:
