@@ -322,7 +322,8 @@ class SessionRulesCache:
         """Events warmed lately have buyers in their waiting rooms: read their new rules now,
         not in front of the next hold (an organizer moving the sale's start just before it
         opens made every first hold wait)."""
-        self._warmed = {e: t for e, t in self._warmed.items() if e not in event_ids}
+        for event_id in event_ids:
+            self._warmed.pop(event_id, None)  # or warm_event would skip it as read lately
         try:
             asyncio.get_running_loop()
         except RuntimeError:

@@ -26,6 +26,9 @@ class MemoryCodeStore:
             self._values = {k: v for k, v in self._values.items() if v[1] > now}
 
     async def put(self, key: str, value: str, *, ttl_seconds: float) -> None:
+        self._store(key, value, ttl_seconds)
+
+    def _store(self, key: str, value: str, ttl_seconds: float) -> None:
         self._prune()
         self._values[key] = (value, time.monotonic() + ttl_seconds)
 
@@ -40,8 +43,7 @@ class MemoryCodeStore:
     def _put_if_absent(self, key: str, value: str, ttl_seconds: float) -> bool:
         if self._live(key) is not None:
             return False
-        self._prune()
-        self._values[key] = (value, time.monotonic() + ttl_seconds)
+        self._store(key, value, ttl_seconds)
         return True
 
     async def get(self, key: str) -> str | None:

@@ -45,18 +45,19 @@ class RedisCodeStore:
     async def put(self, key: str, value: str, *, ttl_seconds: float) -> None:
         await self._redis.set(self._prefix + key, value, px=_ms(ttl_seconds))
 
+    def _set_nx(self, key: str, value: str, ttl_seconds: float) -> tuple[str | int, ...]:
+        return ("SET", self._prefix + key, value, "PX", _ms(ttl_seconds), "NX")
+
     async def put_if_absent(self, key: str, value: str, *, ttl_seconds: float) -> bool:
-        # on the hold path (a queue token spent beside the hold): the fast client when there is one
+        # on the hold path (a queue token spent with the hold): the fast client when there is one
         if self._fast is not None:
-            reply = await self._fast.execute_command(
-                "SET", self._prefix + key, value, "PX", _ms(ttl_seconds), "NX"
-            )
+            reply = await self._fast.execute_command(*self._set_nx(key, value, ttl_seconds))
             return reply is not None
         return bool(await self._redis.set(self._prefix + key, value, px=_ms(ttl_seconds), nx=True))
 
     def put_if_absent_soon(self, key: str, value: str, *, ttl_seconds: float) -> Awaitable[bool]:
         if self._fast is not None:
-            sent = self._fast.submit("SET", self._prefix + key, value, "PX", _ms(ttl_seconds), "NX")
+            sent = self._fast.submit(*self._set_nx(key, value, ttl_seconds))
             if sent is not None:
                 return _stored(sent)
         # no connection up yet (or traced): sent from a task of its own, in the order asked
