@@ -19,6 +19,7 @@ paths qualify is listed in the README ("Faults").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -171,25 +172,14 @@ class Database:
             return 0
 
         opened = 0
-        all_open, held = asyncio.Event(), asyncio.Event()
-
-        async def one() -> None:
-            nonlocal opened
-            async with self.write_engine.connect() as conn:
-                await conn.exec_driver_sql("SELECT 1")
-                opened += 1
-                if opened == self.pool_size:
-                    all_open.set()
-                await held.wait()  # all at once, or the pool would hand the same one back
-
-        tasks = [asyncio.create_task(one()) for _ in range(self.pool_size)]
-        waiter = asyncio.create_task(all_open.wait())
-        try:  # a task that ends before they are all open failed (the database is down...)
-            await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            held.set()
-            waiter.cancel()
-            await asyncio.gather(waiter, *tasks, return_exceptions=True)
+        try:
+            # each held until all are open, or the pool would hand the same one back
+            async with contextlib.AsyncExitStack() as held:
+                for _ in range(self.pool_size):
+                    await held.enter_async_context(self.write_engine.connect())
+                    opened += 1
+        except Exception:  # the database is down: the first requests will say so
+            log.warning("opened %d of %d pool connections", opened, self.pool_size, exc_info=True)
         return opened
 
     async def ping(self) -> None:
