@@ -9,9 +9,9 @@ Each line of ``--tokens`` is one user (user ``--first + n`` of the run: it talks
 ``X-Forwarded-For``). Every user
 
 1. ``joinQueue`` over HTTP (``bench.http_lite``, a keep-alive connection per user, closed
-   after the join), then opens a WebSocket (``graphql-transport-ws``, with ``bench.ws_lite``) and subscribes to ``queuePosition``; once every user has its first
-   ticket (or failed to get it) the process prints
-   ``READY <n>``;
+   after the join), then opens a WebSocket (``graphql-transport-ws``, with ``bench.ws_lite``)
+   and subscribes to ``queuePosition``; once every user has its first ticket (or failed to
+   get it) the process prints ``READY <n>``;
 2. waits for a line on stdin: ``GO <deadline epoch seconds>``; from then on each user
    follows its queue position until ADMITTED (or SOLD_OUT, or the deadline: it gives up);
 3. admitted: ``createHold`` with the queue token, ``createOrder``, ``startPayment`` (SANDBOX)
@@ -98,7 +98,8 @@ class Buyer:
         self.user = user
         self.ip = client_ip(user.index)
         address = urlsplit(user.base)
-        self.http = http_lite.Connection(address.hostname or "127.0.0.1", address.port or 80)
+        self.host, self.port = address.hostname or "127.0.0.1", address.port or 80
+        self.http = http_lite.Connection(self.host, self.port)
         self.ws: ws_lite.LiteSocket | None = None
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
@@ -134,10 +135,9 @@ class Buyer:
         await self.call(JOIN, {"e": self.args.event, "d": f"device-{user.index}"})
         self.http.close()  # the socket carries the wait; the hold opens a connection afresh
         user.stage = "subscribe"
-        address = urlsplit(user.base)
         self.ws = await ws_lite.connect(
-            address.hostname or "127.0.0.1",
-            address.port or 80,
+            self.host,
+            self.port,
             "/graphql",
             self.received,
             subprotocol="graphql-transport-ws",
@@ -209,7 +209,7 @@ class Buyer:
             elif ticket["status"] != "WAITING":
                 raise Refused(f"QUEUE_{ticket['status']}")
         user.admitted_at = time.time()
-        await self.close()
+        self.close_socket()
         user.stage = "hold"
         started = time.perf_counter()
         user.hold_sent = time.time()
@@ -257,7 +257,8 @@ class Buyer:
         user.paid_at = time.time()
         user.outcome = "paid"
 
-    async def close(self) -> None:
+    def close_socket(self) -> None:
+        """Close the WebSocket (the wait is over)."""
         if self.ws is not None:
             self.ws.close()
             self.ws = None
@@ -265,9 +266,7 @@ class Buyer:
     def hang_up(self) -> None:
         """Close the sockets (the user is done)."""
         self.http.close()
-        if self.ws is not None:
-            self.ws.close()
-            self.ws = None
+        self.close_socket()
 
 
 def finish(user: User, exc: BaseException) -> None:
