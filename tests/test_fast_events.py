@@ -3,6 +3,9 @@ selections it cannot compile take the normal path."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
@@ -205,3 +208,55 @@ async def test_objects_resolvers_return_render_as_graphql_core_completes_them(
     assert [(e.message, e.path) for e in fast.errors or []] == [
         (e.message, e.path) for e in normal.errors or []
     ]
+
+
+class _Held:
+    """A context value the test can take a weak reference to."""
+
+
+async def test_an_execution_leaves_no_reference_cycle_behind():
+    # given the collector off, so only reference counting frees anything
+    context = _Held()
+    gone = weakref.ref(context)
+    gc.collect()
+    gc.disable()
+    try:
+        # when an operation with an async resolver (which tracks async work) executes
+        result = execute(
+            _SMALL._schema,
+            parse("{ thing(n: 0) { id computed } }"),
+            context_value=context,
+            executor_class=_SMALL.execution_context_class,
+            is_awaitable=optimized_is_awaitable,
+        )
+        result = await result if not isinstance(result, ExecutionResult) else result
+        assert result.errors is None
+        del context, result
+        # then the executor, and the context it held, were freed at once: no cycle kept the
+        # request's graph for the cyclic collector (graphql-core binds the resolvers'
+        # async helpers to the executor)
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
+async def test_helpers_still_settle_work_tracked_after_the_execution_ended():
+    # given a tracker whose executor is gone
+    class Gone:
+        pass
+
+    track = fast_events._tracker(weakref.ref(Gone()))
+    ran: list[int] = []
+
+    async def work() -> None:
+        ran.append(1)
+        raise RuntimeError("observed, not raised")
+
+    # when a late resolver task tracks work, then it still runs (and its error is kept)
+    track([work(), "not awaitable"])
+    for _ in range(10):
+        if not fast_events._ORPHANS:
+            break
+        await asyncio.sleep(0)
+    assert ran == [1]
+    assert not fast_events._ORPHANS  # settled, and let go of
