@@ -49,8 +49,11 @@ DEVICE_LIMIT = ("queue:join:device", 20, 60.0)
 IP_LIMIT = ("queue:join:ip", 120, 60.0)
 
 
-# ``watch_position``: who hears every tick, and how often the rest of the line hears
+# ``watch_position``: how often the front of the line hears, and how often the rest
 NEAR_SECONDS = 10  # within this many seconds of admissions (position ≤ rate × NEAR_SECONDS)
+# the front hears its place at most this often, however fast the ticker ticks; a tick up to a
+# tenth of it early still counts (ticks jitter)
+NEAR_REFRESH_SECONDS = 1.0
 FAR_REFRESH_SECONDS = 15.0
 # the far end hears its drawn place in this many groups (place mod FAR_GROUPS), one
 # FAR_REFRESH_SECONDS / FAR_GROUPS apart; group 0 at the draw itself
@@ -264,6 +267,7 @@ class _Watch:
 
     seq: int | None = None  # the drawn or joined place; None in the pre-queue
     last: int | None = None  # the position last told; None while no place was told
+    told_at: float = 0.0  # when (as of which tick) a ticket was last told
     due: float = 0.0  # when a far place may hear next
 
     def acts_on(self, tick: QueueBroadcast) -> int:
@@ -279,12 +283,14 @@ class _Watch:
 
     def hears(self, position: int, admit_per_second: int, at: float) -> bool:
         """Whether ``position`` (as of the tick at ``at``) is told: never upwards or twice;
-        near the front always, further back when due."""
+        near the front a place never told yet at once, then about every
+        ``NEAR_REFRESH_SECONDS``; further back when due."""
         if self.last is not None and position >= self.last:
             return False
-        near = position <= admit_per_second * NEAR_SECONDS
+        if position <= admit_per_second * NEAR_SECONDS:
+            return self.last is None or at - self.told_at >= NEAR_REFRESH_SECONDS * 0.9
         # a tick up to half a group's spacing early still counts as due (ticks jitter)
-        return near or at + FAR_REFRESH_SECONDS / FAR_GROUPS / 2 >= self.due
+        return at + FAR_REFRESH_SECONDS / FAR_GROUPS / 2 >= self.due
 
     def wants(self, raw: str) -> int:
         """The broker's filter (it never asks about ``RESYNC``, which always passes)."""
@@ -307,10 +313,13 @@ async def watch_position(
     Raises ``NotFound`` when the user is not (or no longer) in the line, ``SoldOut`` when the
     line closes while the user waits.
 
-    Someone within ``NEAR_SECONDS`` of admission hears every tick; someone further back hears
-    at most every ``FAR_REFRESH_SECONDS`` (their wait moves by seconds a tick, not by their
-    turn): at an on-sale most of the line is far back, and pushing every tick to all of it
-    was most of a server's CPU (the flash-sale bench). Admission is always told at once.
+    Someone within ``NEAR_SECONDS`` of admission hears about every ``NEAR_REFRESH_SECONDS``
+    (every tick of the default 1 s ticker; a faster ticker does not make the front's pushes
+    more frequent, only admission smoother); someone further back hears at most every
+    ``FAR_REFRESH_SECONDS`` (their wait moves by seconds a tick, not by their turn): at an
+    on-sale most of the line is far back, and pushing every tick to all of it was most of a
+    server's CPU (the flash-sale bench). Admission is always told at once, on the tick that
+    admits.
 
     At the draw everyone waiting learns a place at once. The far end hears its drawn place
     spread over ``FAR_REFRESH_SECONDS`` (``FAR_GROUPS`` groups by place, a tick or so apart)
@@ -328,8 +337,8 @@ async def watch_position(
         yield ticket
         if ticket.status is not EntryStatus.WAITING:
             return
-        watch.seq, watch.last = entry.seq, ticket.position
-        watch.due = clock() + FAR_REFRESH_SECONDS
+        watch.seq, watch.last, watch.told_at = entry.seq, ticket.position, ticket.as_of
+        watch.due = ticket.as_of + FAR_REFRESH_SECONDS
         watermark = entry.watermark
         async for raw in messages:
             reread = raw == RESYNC
@@ -366,5 +375,6 @@ async def watch_position(
                 continue
             position = max(1, watch.seq - watermark)
             if watch.hears(position, admit_per_second, as_of):
-                watch.last, watch.due = position, as_of + FAR_REFRESH_SECONDS
+                watch.last, watch.told_at = position, as_of
+                watch.due = as_of + FAR_REFRESH_SECONDS
                 yield waiting_ticket(event_id, position, admit_per_second, as_of=as_of)
