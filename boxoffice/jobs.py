@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlmodel import col, delete
 
 from boxoffice.backends.seat_ledger import LedgerNotLoaded
-from boxoffice.clock import utcnow
+from boxoffice.clock import next_start, utcnow
 from boxoffice.config import Settings
 from boxoffice.models.identity import RefreshToken
 from boxoffice.models.outbox import OutboxEvent
@@ -301,7 +301,9 @@ class JobRunner:
         interval = job.every(self.rt.settings)
         ttl = max(interval * 3, self.min_lease_seconds)
         leases = self.rt.backends.leases
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 if await leases.acquire(lease, self.owner, ttl_seconds=ttl):
                     await self._run_holding(job, lease, ttl)
@@ -309,7 +311,7 @@ class JobRunner:
                 raise
             except Exception:
                 log.exception("job %s failed", job.name)
-            await asyncio.sleep(interval)
+            await asyncio.sleep(next_start(started, interval, loop.time()))
 
     async def _run_holding(self, job: PeriodicJob, lease: str, ttl: float) -> None:
         """Run the job, renewing its lease every third of ``ttl``; cancel it if the lease

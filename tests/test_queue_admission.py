@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 
 from boxoffice.backends.broker import channels
 from boxoffice.backends.waiting_room import EntryStatus, QueueState
+from boxoffice.clock import next_start
 from boxoffice.runtime import Runtime
 from boxoffice.services.queue_admission import LEASE, AdmissionTicker, QueueSchedule
 from boxoffice.services.waiting_room import QueueBroadcast
@@ -186,6 +188,29 @@ async def test_the_line_is_drawn_a_tick_before_the_sale_and_admits_from_its_star
     assert report.state is QueueState.OPEN
     assert {u for u, _ in report.admitted} <= {f"early{i}" for i in range(5)}
     assert [seq for _, seq in report.admitted] == [1, 2, 3]
+
+
+async def test_a_fast_ticker_still_draws_the_line_a_second_before_the_sale(rt: Runtime):
+    # given a ticker ticking every 0.2 s and an arrival before the sale
+    room = rt.backends.waiting_room
+    clock = Clock(T0 - 10)
+    await room.join("ev", "early", now=clock.now)
+    ticker = make_ticker(rt, [schedule(rate=3, opens_at=T0)], clock=clock, tick_seconds=0.2)
+    # when it ticks 1.2 s before the start, then the line is not drawn yet
+    clock.now = T0 - 1.2
+    (report,) = await ticker.tick()
+    assert report.state is QueueState.PENDING
+    # when it ticks a second before, then it is (the draw's wake-up of every waiting
+    # screen is over before the first buyer may hold, not in the same fifth of a second)
+    clock.now = T0 - 1.0
+    (report,) = await ticker.tick()
+    assert (report.state, report.admitted) == (QueueState.OPEN, ())
+
+
+def test_ticks_start_a_tick_apart_whatever_a_tick_takes():
+    # a tick that took 0.3 s of a 1 s period waits 0.7 s; one that overran waits a tenth
+    assert next_start(10.0, 1.0, 10.3) == pytest.approx(0.7)
+    assert next_start(10.0, 0.2, 10.5) == pytest.approx(0.02)
 
 
 async def test_a_drawn_line_waits_for_a_sale_moved_later(rt: Runtime):

@@ -3,9 +3,9 @@
 Every ``tick_seconds`` the process holding the ``queue-admission`` lease, for every event the
 schedule source lists:
 
-1. closes the line if the event is sold out, else opens it from ``draw_ahead_seconds`` (one
-   tick) before the sale starts (the first opening draws the pre-queue with a fresh
-   ``os.urandom`` seed), else leaves it PENDING;
+1. closes the line if the event is sold out, else opens it from ``draw_ahead_seconds`` (a
+   second, or a tick if longer) before the sale starts (the first opening draws the pre-queue
+   with a fresh ``os.urandom`` seed), else leaves it PENDING;
 2. on an OPEN line whose sale has started, admits ``admit_per_second × tick_seconds`` entries
    (fractions carry over to the next tick), each admitted for ``admission_window_seconds``;
 3. expires admitted entries whose window ended;
@@ -15,12 +15,12 @@ It issues no tokens: an admitted user gets one when asking for its status. The s
 is where the catalog plugs in (which events sell through the waiting room, when their sale
 opens, their rate, whether every tier of every session is sold out).
 
-Why the draw comes a tick early: drawing is the one moment every subscriber of the line must
+Why the draw comes early: drawing is the one moment every subscriber of the line must
 hear from the server at once (each re-reads its drawn place; ``watch_position``). Done in the
 same tick as the first admissions, that burst — thousands of reads and pushes — sat in front
-of the first buyers' holds (the flash-sale bench: hold p99 over a second). A tick early, it is
-over before anyone may buy; the price is that arrivals in the last tick before the sale are
-placed after the drawn line rather than drawn with it.
+of the first buyers' holds (the flash-sale bench: hold p99 over a second). A second early, it
+is over before anyone may buy; the price is that arrivals in that last second before the sale
+are placed after the drawn line rather than drawn with it.
 """
 
 from __future__ import annotations
@@ -38,11 +38,14 @@ from datetime import datetime
 from boxoffice.backends.broker import Broker, channels
 from boxoffice.backends.leases import Leases
 from boxoffice.backends.waiting_room import QueueState, WaitingRoom
+from boxoffice.clock import next_start
 from boxoffice.services.waiting_room import QueueBroadcast
 
 log = logging.getLogger("boxoffice.queue")
 
 LEASE = "queue-admission"
+# the line is drawn at least this long (or a tick, if longer) before the sale starts
+DRAW_AHEAD_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,11 @@ class AdmissionTicker:
         self.owner = owner
         self.tick_seconds = tick_seconds
         self.admission_window_seconds = admission_window_seconds
-        self.draw_ahead_seconds = tick_seconds if draw_ahead_seconds is None else draw_ahead_seconds
+        self.draw_ahead_seconds = (
+            max(tick_seconds, DRAW_AHEAD_SECONDS)
+            if draw_ahead_seconds is None
+            else draw_ahead_seconds
+        )
         self.clock = clock
         self._credit: dict[str, float] = {}
 
@@ -142,15 +149,18 @@ class AdmissionTicker:
 
     async def run(self) -> None:
         """Tick forever (cancel to stop); the lease is given up on the way out."""
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                started = loop.time()
                 try:
                     await self.run_once()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("queue admission tick failed")
-                await asyncio.sleep(self.tick_seconds)
+                # ticks start tick_seconds apart: the credit per tick assumes it
+                await asyncio.sleep(next_start(started, self.tick_seconds, loop.time()))
         finally:
             with contextlib.suppress(Exception):
                 await self.leases.release(LEASE, self.owner)
