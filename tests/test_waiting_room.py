@@ -436,6 +436,57 @@ async def test_the_stream_ends_with_sold_out_when_the_line_closes(rt: Runtime):
     assert [t.position for t in stream] == [2]
 
 
+async def test_at_a_sell_out_the_far_end_hears_it_in_groups_and_not_if_it_reopened(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+):
+    # given 30 watchers of an open line; the front is 5 places (5 seconds at 1 a second), the
+    # rest hears a close in 5 groups (place mod 5) over 1 s of the ticker's clock
+    monkeypatch.setattr(waiting_room, "NEAR_SECONDS", 5)
+    monkeypatch.setattr(waiting_room, "FAR_GROUPS", 5)
+    monkeypatch.setattr(waiting_room, "CLOSE_SPREAD_SECONDS", 1.0)
+    await rt.backends.waiting_room.open(EVENT, os.urandom(32))
+    users = [f"u{i:02d}" for i in range(30)]
+    streams, tasks = await everyone_watching(rt, users)
+    seqs = {u: stream[0].position for u, stream in streams.items()}
+    t0 = time.time() + 3600
+    now = [t0]
+    closing = ticker_for(rt, rate=1, opens_at=t0 + 7200, sold_out=True, clock=lambda: now[0])
+    # (half a place a tick: reopening lets nobody in, so no place moves)
+    reopening = ticker_for(rt, rate=1, opens_at=t0 - 1, clock=lambda: now[0], tick_seconds=0.5)
+
+    async def ended_after(ticker: AdmissionTicker, at: float) -> set[str]:
+        now[0] = t0 + at
+        await ticker.tick()
+        await asyncio.sleep(0.3)
+        return {u for u, task in zip(users, tasks, strict=True) if task.done()}
+
+    def far_group(user: str) -> int | None:
+        seq = seqs[user]
+        assert seq is not None
+        return None if seq <= 5 else seq % 5
+
+    try:
+        # when the line closes: the front and group 0 hear at once
+        assert await ended_after(closing, 0.0) == {u for u in users if far_group(u) in (None, 0)}
+        # when it reopens before group 1 was due, then closes again 0.1 s later: group 1
+        # waits 0.2 s from the new close, not from the first one
+        await ended_after(reopening, 0.1)
+        second = 0.2
+        assert await ended_after(closing, second) == {u for u in users if far_group(u) in (None, 0)}
+        # then each group hears on its tick
+        for group in range(1, 5):
+            ended = await ended_after(closing, second + 0.2 * group + 0.01)
+            assert ended == {u for u in users if (far_group(u) or 0) <= group}, group
+        # and every stream ended with SOLD_OUT, having told only its place
+        for user, task in zip(users, tasks, strict=True):
+            assert isinstance(task.exception(), SoldOut)
+            assert [t.position for t in streams[user]] == [seqs[user]]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def test_watching_without_an_entry_is_not_found(rt: Runtime):
     with pytest.raises(NotFound):
         await collect(rt, "nobody", [], asyncio.Event())
