@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from boxoffice import gc_tuning
 from boxoffice.backends import Backends, open_backends
 from boxoffice.backends.broker import FANOUT_SLICE, RESYNC, URGENT, Broker, Wants
 from tests.services import RedisServer
@@ -273,6 +274,27 @@ async def test_urgent_subscribers_are_woken_first(backends: Backends):
     # then the urgent five were woken before anyone else
     assert sorted(woken[:5]) == [f"u{i}" for i in range(5)]
     assert len(woken) == len(names)
+
+
+async def test_the_fan_out_reports_how_many_one_message_woke(
+    backends: Backends, monkeypatch: pytest.MonkeyPatch
+):
+    # given three subscribers, one of which filters the message out, and the collector's
+    # wave hook replaced by a recorder
+    waves: list[int] = []
+    monkeypatch.setattr(gc_tuning, "after_wave", waves.append)
+    broker = backends.broker
+    woken: list[str] = []
+    tasks = await first_heard(
+        broker, "wave", ["a", "b", "c"], woken, lambda name: lambda _: name != "c"
+    )
+    # when a message goes out, then the hook hears the two it woke (it decides what a wave is)
+    await broker.publish("wave", "tick")
+    await asyncio.wait_for(asyncio.gather(*tasks[:2]), 10)
+    for task in tasks[2:]:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert waves == [2]
 
 
 async def test_slots_admit_at_most_the_limit_under_concurrency(backends: Backends):

@@ -23,6 +23,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from boxoffice import gc_tuning
 from boxoffice.backends.redis_pubsub import RESYNC, RedisPubSubBackend
 
 __all__ = ["RESYNC", "URGENT", "Broker", "Wants", "channels"]
@@ -95,6 +96,7 @@ class Broker:
                 queue.put_nowait(RESYNC)
             if woken % FANOUT_SLICE == 0:
                 await asyncio.sleep(0)  # the woken run, and the loop reads its sockets
+        gc_tuning.after_wave(len(urgent) + len(rest))
 
     async def _run_fanout(self, backend: RedisPubSubBackend) -> None:
         while True:
