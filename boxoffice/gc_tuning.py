@@ -61,9 +61,14 @@ def tune_gc(thresholds: tuple[int, int, int] = THRESHOLDS) -> None:
 WAVE = 1000
 # how long after a wave its young collection runs: the woken have re-read and pushed by then
 WAVE_SETTLE_SECONDS = 0.3
+# at most one such collection this often: under a steady stream of waves (a seat map with
+# thousands watching, a hold every few milliseconds) the young state mostly dies at the next
+# wake without ever being scanned, and collecting after each wave would scan it every time
+WAVE_MIN_INTERVAL_SECONDS = 5.0
 
 _tuned = False
 _pending: asyncio.TimerHandle | None = None
+_last_wave_collection = -WAVE_MIN_INTERVAL_SECONDS
 
 
 def after_wave(woken: int) -> None:
@@ -75,7 +80,8 @@ def after_wave(woken: int) -> None:
     a random later moment, often in the middle of the next burst of requests (the flash
     sale: 60-80 ms, 0.4-0.8 s into the sale, after the draw a second before it). Collecting
     the young generation once the wave has settled pays that pause now, in the wave's own
-    time. Only in a tuned (serving) process; one collection per burst of waves."""
+    time. Only in a tuned (serving) process, and at most once per
+    ``WAVE_MIN_INTERVAL_SECONDS``."""
     global _pending
     if not _tuned or woken < WAVE or _pending is not None:
         return
@@ -83,10 +89,13 @@ def after_wave(woken: int) -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return
-    _pending = loop.call_later(WAVE_SETTLE_SECONDS, _collect_young)
+    if loop.time() - _last_wave_collection < WAVE_MIN_INTERVAL_SECONDS:
+        return
+    _pending = loop.call_later(WAVE_SETTLE_SECONDS, _collect_young, loop)
 
 
-def _collect_young() -> None:
-    global _pending
+def _collect_young(loop: asyncio.AbstractEventLoop) -> None:
+    global _pending, _last_wave_collection
     _pending = None
+    _last_wave_collection = loop.time()
     gc.collect(0)

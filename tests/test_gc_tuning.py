@@ -72,6 +72,7 @@ async def test_a_wave_of_wakes_gets_its_young_collection_once_it_settled(
 ):
     # given a tuned process
     monkeypatch.setattr(gc_tuning, "WAVE_SETTLE_SECONDS", 0.05)
+    monkeypatch.setattr(gc_tuning, "_last_wave_collection", float("-inf"))
     tune_gc()
     collections_seen.clear()
     # when one message wakes a wave, and another right after it
@@ -86,6 +87,15 @@ async def test_a_wave_of_wakes_gets_its_young_collection_once_it_settled(
     after_wave(gc_tuning.WAVE - 1)
     await asyncio.sleep(0.2)
     assert collections_seen == [0]
+    # when another wave comes within the minimum interval, then it is left to the count
+    after_wave(gc_tuning.WAVE)
+    await asyncio.sleep(0.2)
+    assert collections_seen == [0]
+    # when one comes after it, then it is collected
+    monkeypatch.setattr(gc_tuning, "WAVE_MIN_INTERVAL_SECONDS", 0.0)
+    after_wave(gc_tuning.WAVE)
+    await asyncio.sleep(0.2)
+    assert collections_seen == [0, 0]
 
 
 async def test_waves_collect_nothing_in_an_untuned_process(

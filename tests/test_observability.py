@@ -38,8 +38,8 @@ async def test_domain_counters_and_outbox_lag_are_exported(client: httpx.AsyncCl
 async def test_queue_waiting_and_admitted_are_exported(client: httpx.AsyncClient, rt: Runtime):
     from boxoffice.jobs import admit_queues
 
-    # given a waiting room letting in two a second, opened by a tick, and five in its line
-    sale = await queue_sale(rt, admit_per_second=2)
+    # given a waiting room letting in two a tick, opened by a tick, and five in its line
+    sale = await queue_sale(rt, admit_per_second=round(2 / rt.settings.queue_tick_seconds))
     other = await queue_sale(rt, title="Other Show", tenant=sale.tenant)
     await admit_queues(rt)
     for user, _token in await customers(rt, 5):
