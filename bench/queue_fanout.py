@@ -114,6 +114,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
             redis_url=redis_url,
             jwt_secret=JWT_SECRET,
             run_background_jobs=False,
+            queue_tick_seconds=args.interval,  # the ticker's credit per tick: rate × interval
         )
         rt = await open_runtime(settings)
         try:
