@@ -364,8 +364,10 @@ async def test_the_far_end_of_the_line_hears_less_often_and_the_front_every_refr
         near = [t for t in waiting if t.position is not None and t.position <= 20]
         longest_far, longest_near = max(longest_far, len(far)), max(longest_near, len(near))
         # then far back, updates come about 0.3 s apart (a tick half a group early counts)
-        spacing = 0.3 - 0.3 / waiting_room.FAR_GROUPS / 2
-        assert all(b.as_of - a.as_of >= spacing for a, b in itertools.pairwise(far)), far
+        # (in milliseconds, as the broadcast carries them: 0.290 s apart is 0.29 s apart)
+        spacing_ms = round((0.3 - 0.3 / waiting_room.FAR_GROUPS / 2) * 1000)
+        gaps_ms = [round((b.as_of - a.as_of) * 1000) for a, b in itertools.pairwise(far)]
+        assert all(gap >= spacing_ms for gap in gaps_ms), far
         # and near the front about every 0.1 s (a tenth early counts), not every 30 ms tick,
         # only ever down
         positions = [t.position for t in near]
