@@ -263,6 +263,11 @@ async def leave_queue(*, room: WaitingRoom, user_id: str, event_id: str) -> bool
     return await room.leave(event_id, user_id)
 
 
+def near_front(position: int, admit_per_second: int) -> bool:
+    """Whether ``position`` is within ``NEAR_SECONDS`` of admission at the line's rate."""
+    return position <= admit_per_second * NEAR_SECONDS
+
+
 @dataclass(slots=True)
 class _Watch:
     """One ``queuePosition`` subscriber's view of the line, shared by its stream and its
@@ -292,7 +297,7 @@ class _Watch:
         ``NEAR_REFRESH_SECONDS``; further back when due."""
         if self.last is not None and position >= self.last:
             return False
-        if position <= admit_per_second * NEAR_SECONDS:
+        if near_front(position, admit_per_second):
             return self.last is None or at - self.told_at >= NEAR_REFRESH_SECONDS * 0.9
         # a tick up to half a group's spacing early still counts as due (ticks jitter)
         return at + FAR_REFRESH_SECONDS / FAR_GROUPS / 2 >= self.due
@@ -304,7 +309,7 @@ class _Watch:
         buyers' holds on the same servers by 50-100 ms (the flash-sale bench)."""
         if self.closed_at is None:
             self.closed_at = tick.at
-        if self.seq is None or self.seq - tick.watermark <= tick.admit_per_second * NEAR_SECONDS:
+        if self.seq is None or near_front(self.seq - tick.watermark, tick.admit_per_second):
             return True
         spread = CLOSE_SPREAD_SECONDS * (self.seq % FAR_GROUPS) / FAR_GROUPS
         return tick.at - self.closed_at >= spread
